@@ -1,0 +1,2 @@
+//! The `kataar` binary.
+fn main() {}
