@@ -1,0 +1,51 @@
+//! Every bound of the system in one place, each with its unit and why it has its value.
+//! Configurable bounds start from these defaults; relations between them are checked at
+//! compile time at the bottom of the file.
+
+/// Beneficiaries per account (CoWIN's rule: a family of four on one phone). At the bound:
+/// `409 beneficiary_limit`.
+pub const BENEFICIARIES_PER_ACCOUNT_MAX: usize = 4;
+
+/// Length of an `Idempotency-Key` in bytes (printable ASCII). Longer: `400 invalid_request`.
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 64;
+
+/// How long an idempotency record is kept, in seconds (the contract promises at least 24 h).
+pub const IDEMPOTENCY_TTL_S: u64 = 26 * 3600;
+
+/// Slots in one session (a day of 30-minute slots is 24). More: `400 invalid_request`.
+pub const SLOTS_PER_SESSION_MAX: usize = 48;
+
+/// Places in one pool. More: `400 invalid_request` (a single slot of one centre never
+/// vaccinates more than this).
+pub const POOL_CAPACITY_MAX: u32 = 100_000;
+
+/// Length of free-text fields (names, addresses, batch numbers) in characters.
+pub const TEXT_CHARS_MAX: usize = 200;
+
+/// Days an availability or capacity query may span.
+pub const QUERY_DAYS_MAX: u32 = 14;
+
+/// Default page size for list endpoints.
+pub const PAGE_LIMIT_DEFAULT: usize = 50;
+
+/// Largest page size for list endpoints. More: `400 invalid_request`.
+pub const PAGE_LIMIT_MAX: usize = 500;
+
+/// Events in one store batch (one transaction). Bigger batches amortise the commit further
+/// but hold callers longer; 512 reaches the group-commit plateau measured on 2 cores.
+pub const BATCH_EVENTS_MAX: usize = 512;
+
+/// Events waiting for the writer. When full, writes are refused with `503 store_unavailable`
+/// at once instead of queueing without bound (the memory bound of the write path).
+pub const WRITER_QUEUE_EVENTS_MAX: usize = 65_536;
+
+/// Deadline of one batch commit in milliseconds. Past it the commit is in doubt and the writer
+/// reads back before answering anyone.
+pub const COMMIT_TIMEOUT_MS: u64 = 5_000;
+
+/// Oldest accepted birth year.
+pub const BIRTH_YEAR_MIN: u16 = 1900;
+
+const _: () = assert!(BATCH_EVENTS_MAX <= WRITER_QUEUE_EVENTS_MAX);
+const _: () = assert!(PAGE_LIMIT_DEFAULT <= PAGE_LIMIT_MAX);
+const _: () = assert!(BENEFICIARIES_PER_ACCOUNT_MAX >= 1);
