@@ -20,13 +20,13 @@
 //! clear is the configured OTP sender. It knows nothing of HTTP routing or of the store.
 
 pub mod mobile;
+pub mod operator_key;
 pub mod otp;
 pub mod person_key;
 pub mod photo_id;
 pub mod secrets;
 pub mod sender;
 pub mod token;
-pub mod operator_key;
 
 pub use mobile::{normalize_mobile, Mobile, MobileError};
 pub use person_key::{person_key_from_hex, person_key_to_hex, PersonKey, PersonKeyer};

@@ -76,9 +76,16 @@ mod tests {
             "09876543210",
             " 98765-43210 ",
         ] {
-            assert_eq!(normalize_mobile(raw).unwrap().as_str(), "9876543210", "{raw}");
+            assert_eq!(
+                normalize_mobile(raw).unwrap().as_str(),
+                "9876543210",
+                "{raw}"
+            );
         }
-        assert_eq!(normalize_mobile("6000000000").unwrap().as_str(), "6000000000");
+        assert_eq!(
+            normalize_mobile("6000000000").unwrap().as_str(),
+            "6000000000"
+        );
     }
 
     #[test]
@@ -104,8 +111,14 @@ mod tests {
     #[test]
     fn ninety_one_prefix_only_at_twelve_digits() {
         // A 10-digit number that itself starts with 91 stays as it is.
-        assert_eq!(normalize_mobile("9123456789").unwrap().as_str(), "9123456789");
-        assert_eq!(normalize_mobile("919123456789").unwrap().as_str(), "9123456789");
+        assert_eq!(
+            normalize_mobile("9123456789").unwrap().as_str(),
+            "9123456789"
+        );
+        assert_eq!(
+            normalize_mobile("919123456789").unwrap().as_str(),
+            "9123456789"
+        );
     }
 
     #[test]

@@ -35,7 +35,9 @@ pub fn generate_operator_key() -> (ClearOperatorKey, String) {
     let mut clear = String::with_capacity(OPERATOR_KEY_PREFIX.len() + OPERATOR_KEY_RANDOM_CHARS);
     clear.push_str(OPERATOR_KEY_PREFIX);
     for _ in 0..OPERATOR_KEY_RANDOM_CHARS {
-        clear.push(char::from(URL_SAFE_ALPHABET[rng.gen_range(0..URL_SAFE_ALPHABET.len())]));
+        clear.push(char::from(
+            URL_SAFE_ALPHABET[rng.gen_range(0..URL_SAFE_ALPHABET.len())],
+        ));
     }
     let hash = hash_operator_key(&clear);
     (ClearOperatorKey(clear), hash)
@@ -50,7 +52,8 @@ pub fn hash_operator_key(clear: &str) -> String {
 /// operator bearer tokens from citizens' JWTs before any lookup.
 pub fn looks_like_operator_key(s: &str) -> bool {
     s.strip_prefix(OPERATOR_KEY_PREFIX).is_some_and(|rest| {
-        rest.len() == OPERATOR_KEY_RANDOM_CHARS && rest.bytes().all(|b| URL_SAFE_ALPHABET.contains(&b))
+        rest.len() == OPERATOR_KEY_RANDOM_CHARS
+            && rest.bytes().all(|b| URL_SAFE_ALPHABET.contains(&b))
     })
 }
 
@@ -68,7 +71,9 @@ mod tests {
         assert!(looks_like_operator_key(k));
         assert_eq!(hash, hash_operator_key(k));
         assert_eq!(hash.len(), 64);
-        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(hash
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert!(!format!("{clear:?}").contains(&k[4..]));
         let (other, other_hash) = generate_operator_key();
         assert_ne!(other, clear);
@@ -86,7 +91,10 @@ mod tests {
         assert!(!looks_like_operator_key(&format!("kop_{}", "a".repeat(33))));
         assert!(!looks_like_operator_key(&format!("kop_{}", "+".repeat(32))));
         assert!(!looks_like_operator_key(&format!("kap_{}", "a".repeat(32))));
-        assert!(looks_like_operator_key(&format!("kop_{}", "a-_Z".repeat(8))));
+        assert!(looks_like_operator_key(&format!(
+            "kop_{}",
+            "a-_Z".repeat(8)
+        )));
     }
 
     #[test]

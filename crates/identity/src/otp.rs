@@ -286,7 +286,9 @@ impl OtpManager {
     /// saturate at 0 and swallow a send made at the epoch.
     fn ms(&self, now: Instant) -> u64 {
         let d = now.saturating_duration_since(self.epoch);
-        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).saturating_add(DAY_MS)
+        u64::try_from(d.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(DAY_MS)
     }
 
     fn tag(&self, txn_id: &Uuid, otp_sha256_hex: &str) -> Hmac<Sha256> {
@@ -302,24 +304,39 @@ impl OtpManager {
         let cfg = &self.config;
         let txn_id = Uuid::new_v4();
         let otp = SixDigits::random();
-        let tag: [u8; 32] = self.tag(&txn_id, &otp.sha256_hex()).finalize().into_bytes().into();
+        let tag: [u8; 32] = self
+            .tag(&txn_id, &otp.sha256_hex())
+            .finalize()
+            .into_bytes()
+            .into();
         let resend_ms = u64::from(cfg.resend_after_s) * 1000;
         let expires_at_ms = now_ms.saturating_add(u64::from(cfg.ttl_s) * 1000);
 
         let mut inner = self.inner.lock();
         inner.pop_expired(now_ms);
         if let Some(st) = inner.mobiles.get_mut(mobile) {
-            while st.sends_ms.front().is_some_and(|&t| t.saturating_add(DAY_MS) <= now_ms) {
+            while st
+                .sends_ms
+                .front()
+                .is_some_and(|&t| t.saturating_add(DAY_MS) <= now_ms)
+            {
                 st.sends_ms.pop_front();
             }
             if let Some(&last) = st.sends_ms.back() {
                 let next = last.saturating_add(resend_ms);
                 if now_ms < next {
-                    return Err(OtpError::ResendTooSoon { retry_after_s: ceil_s(next - now_ms) });
+                    return Err(OtpError::ResendTooSoon {
+                        retry_after_s: ceil_s(next - now_ms),
+                    });
                 }
             }
             let hour_start = now_ms.saturating_sub(HOUR_MS);
-            let in_hour: Vec<u64> = st.sends_ms.iter().copied().filter(|&t| t > hour_start).collect();
+            let in_hour: Vec<u64> = st
+                .sends_ms
+                .iter()
+                .copied()
+                .filter(|&t| t > hour_start)
+                .collect();
             if in_hour.len() >= cfg.per_mobile_hour_max as usize {
                 // The send that must leave the hour window for one more to fit.
                 let idx = in_hour.len() - cfg.per_mobile_hour_max as usize;
@@ -336,11 +353,15 @@ impl OtpManager {
                 });
             }
         } else if inner.mobiles.len() >= cfg.mobiles_max {
-            return Err(OtpError::Busy { retry_after_s: OTP_BUSY_RETRY_AFTER_S });
+            return Err(OtpError::Busy {
+                retry_after_s: OTP_BUSY_RETRY_AFTER_S,
+            });
         }
         if inner.expiry.len() >= cfg.txns_max {
             let free_at = inner.expiry.front().map_or(now_ms, |&(at, _)| at);
-            return Err(OtpError::Busy { retry_after_s: ceil_s(free_at.saturating_sub(now_ms)) });
+            return Err(OtpError::Busy {
+                retry_after_s: ceil_s(free_at.saturating_sub(now_ms)),
+            });
         }
 
         let st = inner.mobiles.entry(mobile.clone()).or_default();
@@ -351,7 +372,12 @@ impl OtpManager {
         }
         inner.txns.insert(
             txn_id,
-            Txn { mobile: mobile.clone(), tag, expires_at_ms, attempts_left: cfg.attempts_max },
+            Txn {
+                mobile: mobile.clone(),
+                tag,
+                expires_at_ms,
+                attempts_left: cfg.attempts_max,
+            },
         );
         inner.expiry.push_back((expires_at_ms, txn_id));
         drop(inner);
@@ -366,7 +392,12 @@ impl OtpManager {
 
     /// Verifies the clear 6-digit `otp` of `txn_id` (v1 API). Anything other than six digits
     /// counts as a wrong try.
-    pub fn verify(&self, txn_id: &str, otp: &str, now: Instant) -> Result<VerifiedMobile, OtpError> {
+    pub fn verify(
+        &self,
+        txn_id: &str,
+        otp: &str,
+        now: Instant,
+    ) -> Result<VerifiedMobile, OtpError> {
         let hexed = SixDigits::parse(otp).map(|d| d.sha256_hex());
         self.verify_hex(txn_id, hexed, now)
     }
@@ -379,7 +410,8 @@ impl OtpManager {
         otp_sha256_hex: &str,
         now: Instant,
     ) -> Result<VerifiedMobile, OtpError> {
-        let ok = otp_sha256_hex.len() == 64 && otp_sha256_hex.bytes().all(|b| b.is_ascii_hexdigit());
+        let ok =
+            otp_sha256_hex.len() == 64 && otp_sha256_hex.bytes().all(|b| b.is_ascii_hexdigit());
         let hexed = ok.then(|| otp_sha256_hex.to_ascii_lowercase());
         self.verify_hex(txn_id, hexed, now)
     }
@@ -402,7 +434,9 @@ impl OtpManager {
         let right = candidate.is_some_and(|mac| mac.verify_slice(&txn.tag).is_ok());
         if !right {
             txn.attempts_left -= 1;
-            return Err(OtpError::Invalid { attempts_left: txn.attempts_left });
+            return Err(OtpError::Invalid {
+                attempts_left: txn.attempts_left,
+            });
         }
         let mobile = txn.mobile.clone();
         inner.txns.remove(&id);
@@ -421,12 +455,19 @@ impl OtpManager {
         let txns = inner.pop_expired(now_ms);
         let before = inner.mobiles.len();
         inner.mobiles.retain(|_, st| {
-            while st.sends_ms.front().is_some_and(|&t| t.saturating_add(DAY_MS) <= now_ms) {
+            while st
+                .sends_ms
+                .front()
+                .is_some_and(|&t| t.saturating_add(DAY_MS) <= now_ms)
+            {
                 st.sends_ms.pop_front();
             }
             !st.sends_ms.is_empty() || st.live_txn.is_some()
         });
-        PurgeStats { txns, mobiles: before - inner.mobiles.len() }
+        PurgeStats {
+            txns,
+            mobiles: before - inner.mobiles.len(),
+        }
     }
 
     /// Transaction slots in use (live, dead or used but not yet past their expiry).
@@ -478,7 +519,9 @@ mod tests {
         assert_eq!(issued.resend_after_s, 30);
         assert!(Uuid::try_parse(&issued.txn_id).is_ok());
         assert_eq!(issued.otp.expose_secret().len(), 6);
-        let v = m.verify(&issued.txn_id, issued.otp.expose_secret(), t0 + s(10)).unwrap();
+        let v = m
+            .verify(&issued.txn_id, issued.otp.expose_secret(), t0 + s(10))
+            .unwrap();
         assert_eq!(v.mobile, a);
         assert_eq!(
             m.verify(&issued.txn_id, issued.otp.expose_secret(), t0 + s(11)),
@@ -491,9 +534,18 @@ mod tests {
         let (m, t0) = mgr(OtpConfig::defaults());
         let issued = m.request(&mob("9876543210"), t0).unwrap();
         let bad = wrong(&issued.otp);
-        assert_eq!(m.verify(&issued.txn_id, &bad, t0), Err(OtpError::Invalid { attempts_left: 2 }));
-        assert_eq!(m.verify(&issued.txn_id, "12ab56", t0), Err(OtpError::Invalid { attempts_left: 1 }));
-        assert_eq!(m.verify(&issued.txn_id, &bad, t0), Err(OtpError::Invalid { attempts_left: 0 }));
+        assert_eq!(
+            m.verify(&issued.txn_id, &bad, t0),
+            Err(OtpError::Invalid { attempts_left: 2 })
+        );
+        assert_eq!(
+            m.verify(&issued.txn_id, "12ab56", t0),
+            Err(OtpError::Invalid { attempts_left: 1 })
+        );
+        assert_eq!(
+            m.verify(&issued.txn_id, &bad, t0),
+            Err(OtpError::Invalid { attempts_left: 0 })
+        );
         assert_eq!(
             m.verify(&issued.txn_id, issued.otp.expose_secret(), t0),
             Err(OtpError::Expired)
@@ -505,9 +557,18 @@ mod tests {
         let (m, t0) = mgr(OtpConfig::defaults());
         let issued = m.request(&mob("9876543210"), t0).unwrap();
         let otp = issued.otp.expose_secret().to_owned();
-        assert_eq!(m.verify(&issued.txn_id, &otp, t0 + s(180)), Err(OtpError::Expired));
+        assert_eq!(
+            m.verify(&issued.txn_id, &otp, t0 + s(180)),
+            Err(OtpError::Expired)
+        );
         let issued = m.request(&mob("9876543211"), t0).unwrap();
-        assert!(m.verify(&issued.txn_id, issued.otp.expose_secret(), t0 + Duration::from_millis(179_999)).is_ok());
+        assert!(m
+            .verify(
+                &issued.txn_id,
+                issued.otp.expose_secret(),
+                t0 + Duration::from_millis(179_999)
+            )
+            .is_ok());
     }
 
     #[test]
@@ -524,13 +585,18 @@ mod tests {
         let issued = m.request(&mob("9876543210"), t0).unwrap();
         let good = hex::encode(Sha256::digest(issued.otp.expose_secret().as_bytes()));
         let bad = hex::encode(Sha256::digest(wrong(&issued.otp).as_bytes()));
-        assert_eq!(m.verify_sha256(&issued.txn_id, &bad, t0), Err(OtpError::Invalid { attempts_left: 2 }));
+        assert_eq!(
+            m.verify_sha256(&issued.txn_id, &bad, t0),
+            Err(OtpError::Invalid { attempts_left: 2 })
+        );
         // A clear OTP is not its hash.
         assert_eq!(
             m.verify_sha256(&issued.txn_id, issued.otp.expose_secret(), t0),
             Err(OtpError::Invalid { attempts_left: 1 })
         );
-        let v = m.verify_sha256(&issued.txn_id, &good.to_uppercase(), t0).unwrap();
+        let v = m
+            .verify_sha256(&issued.txn_id, &good.to_uppercase(), t0)
+            .unwrap();
         assert_eq!(v.mobile.as_str(), "9876543210");
     }
 
@@ -539,9 +605,13 @@ mod tests {
         let (m, t0) = mgr(OtpConfig::defaults());
         let a = mob("9876543210");
         let first = m.request(&a, t0).unwrap();
-        assert_eq!(m.request(&a, t0 + s(1)).unwrap_err(), OtpError::ResendTooSoon { retry_after_s: 29 });
         assert_eq!(
-            m.request(&a, t0 + Duration::from_millis(29_500)).unwrap_err(),
+            m.request(&a, t0 + s(1)).unwrap_err(),
+            OtpError::ResendTooSoon { retry_after_s: 29 }
+        );
+        assert_eq!(
+            m.request(&a, t0 + Duration::from_millis(29_500))
+                .unwrap_err(),
             OtpError::ResendTooSoon { retry_after_s: 1 }
         );
         // Another mobile is not affected.
@@ -552,7 +622,9 @@ mod tests {
             m.verify(&first.txn_id, first.otp.expose_secret(), t0 + s(31)),
             Err(OtpError::Expired)
         );
-        assert!(m.verify(&second.txn_id, second.otp.expose_secret(), t0 + s(31)).is_ok());
+        assert!(m
+            .verify(&second.txn_id, second.otp.expose_secret(), t0 + s(31))
+            .is_ok());
     }
 
     #[test]
@@ -565,7 +637,9 @@ mod tests {
         // 11th within the hour: the first one (t0) leaves the window at t0 + 3600.
         assert_eq!(
             m.request(&a, t0 + s(300)).unwrap_err(),
-            OtpError::LimitReached { retry_after_s: 3300 }
+            OtpError::LimitReached {
+                retry_after_s: 3300
+            }
         );
         assert!(m.request(&a, t0 + s(3600)).is_ok());
         // Fill the day: 10 per hour, spread out.
@@ -581,16 +655,25 @@ mod tests {
         }
         assert!(t < 86_400);
         let err = m.request(&a, t0 + s(t + 3600)).unwrap_err();
-        assert_eq!(err, OtpError::LimitReached { retry_after_s: u32::try_from(86_400 - (t + 3600)).unwrap() });
+        assert_eq!(
+            err,
+            OtpError::LimitReached {
+                retry_after_s: u32::try_from(86_400 - (t + 3600)).unwrap()
+            }
+        );
         assert!(m.request(&a, t0 + s(86_400)).is_ok());
     }
 
     #[test]
     fn bound_on_transactions_refuses_busy_until_expiry() {
-        let cfg = OtpConfig { txns_max: 3, ..OtpConfig::defaults() };
+        let cfg = OtpConfig {
+            txns_max: 3,
+            ..OtpConfig::defaults()
+        };
         let (m, t0) = mgr(cfg);
         for i in 0..3 {
-            m.request(&mob(&format!("987654321{i}")), t0 + s(i)).unwrap();
+            m.request(&mob(&format!("987654321{i}")), t0 + s(i))
+                .unwrap();
         }
         assert_eq!(
             m.request(&mob("9876543219"), t0 + s(10)).unwrap_err(),
@@ -603,13 +686,18 @@ mod tests {
 
     #[test]
     fn bound_on_mobiles_and_purge() {
-        let cfg = OtpConfig { mobiles_max: 2, ..OtpConfig::defaults() };
+        let cfg = OtpConfig {
+            mobiles_max: 2,
+            ..OtpConfig::defaults()
+        };
         let (m, t0) = mgr(cfg);
         m.request(&mob("9000000001"), t0).unwrap();
         m.request(&mob("9000000002"), t0).unwrap();
         assert_eq!(
             m.request(&mob("9000000003"), t0).unwrap_err(),
-            OtpError::Busy { retry_after_s: OTP_BUSY_RETRY_AFTER_S }
+            OtpError::Busy {
+                retry_after_s: OTP_BUSY_RETRY_AFTER_S
+            }
         );
         // A known mobile still gets through.
         assert!(m.request(&mob("9000000001"), t0 + s(30)).is_ok());
@@ -618,7 +706,13 @@ mod tests {
         assert_eq!(p.mobiles, 0);
         assert_eq!(m.mobiles_tracked(), 2);
         let p = m.purge(t0 + s(86_400 + 30));
-        assert_eq!(p, PurgeStats { txns: 0, mobiles: 2 });
+        assert_eq!(
+            p,
+            PurgeStats {
+                txns: 0,
+                mobiles: 2
+            }
+        );
         assert_eq!(m.txn_slots_used(), 0);
         assert!(m.request(&mob("9000000003"), t0 + s(86_400 + 31)).is_ok());
     }

@@ -92,7 +92,9 @@ impl IdType {
 
     /// The type for a CoWIN numeric id, if it is one of 1..=7.
     pub fn from_cowin_id(id: u64) -> Option<IdType> {
-        IdType::ALL.into_iter().find(|t| u64::from(t.cowin_id()) == id)
+        IdType::ALL
+            .into_iter()
+            .find(|t| u64::from(t.cowin_id()) == id)
     }
 }
 
@@ -196,8 +198,7 @@ pub fn normalize_and_validate(id_type: IdType, raw: &str) -> Result<NormalizedId
     match id_type {
         IdType::Aadhaar => {
             let rule = "12 digits, not starting with 0 or 1";
-            if b.len() != 12 || !b.iter().all(u8::is_ascii_digit) || b[0] == b'0' || b[0] == b'1'
-            {
+            if b.len() != 12 || !b.iter().all(u8::is_ascii_digit) || b[0] == b'0' || b[0] == b'1' {
                 return Err(bad(rule));
             }
             if !verhoeff_valid(&number) {
@@ -214,14 +215,16 @@ pub fn normalize_and_validate(id_type: IdType, raw: &str) -> Result<NormalizedId
             }
         }
         IdType::Passport => {
-            let ok = b.len() == 8 && b[0].is_ascii_uppercase() && b[1..].iter().all(u8::is_ascii_digit);
+            let ok =
+                b.len() == 8 && b[0].is_ascii_uppercase() && b[1..].iter().all(u8::is_ascii_digit);
             if !ok {
                 return Err(bad("one letter and 7 digits"));
             }
         }
         IdType::DrivingLicence | IdType::VoterId | IdType::RationCard | IdType::NprSmartCard => {
             let ok = (ID_OTHER_CHARS_MIN..=ID_OTHER_CHARS_MAX).contains(&b.len())
-                && b.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'/');
+                && b.iter()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'/');
             if !ok {
                 return Err(bad("4 to 20 letters, digits, '-' or '/'"));
             }
@@ -347,9 +350,18 @@ mod tests {
     fn aadhaar_shape_rules() {
         let starts_0 = with_check("03456789012");
         let starts_1 = with_check("13456789012");
-        for bad in [starts_0.as_str(), starts_1.as_str(), "2345678901", "2345678901234", "23456789012A"] {
+        for bad in [
+            starts_0.as_str(),
+            starts_1.as_str(),
+            "2345678901",
+            "2345678901234",
+            "23456789012A",
+        ] {
             let err = normalize_and_validate(IdType::Aadhaar, bad).unwrap_err();
-            assert!(matches!(err, PhotoIdError::BadFormat { .. }), "{bad}: {err:?}");
+            assert!(
+                matches!(err, PhotoIdError::BadFormat { .. }),
+                "{bad}: {err:?}"
+            );
         }
         assert!(matches!(
             normalize_and_validate(IdType::Aadhaar, " - "),
@@ -374,7 +386,10 @@ mod tests {
         assert_eq!(pp.expose_secret(), "J8369854");
         assert_eq!(pp.masked(), "XXXX9854");
         for bad in ["J836985", "J83698541", "18369854", "JJ369854"] {
-            assert!(normalize_and_validate(IdType::Passport, bad).is_err(), "{bad}");
+            assert!(
+                normalize_and_validate(IdType::Passport, bad).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -386,8 +401,17 @@ mod tests {
         assert_eq!(dl.masked().len(), dl.expose_secret().len());
         let short = normalize_and_validate(IdType::VoterId, "ab12").unwrap();
         assert_eq!(short.masked(), "AB12");
-        for bad in ["ab1", "A".repeat(21).as_str(), "ABC_1234", "ABC.1234", "ÄBC1234"] {
-            assert!(normalize_and_validate(IdType::RationCard, bad).is_err(), "{bad}");
+        for bad in [
+            "ab1",
+            "A".repeat(21).as_str(),
+            "ABC_1234",
+            "ABC.1234",
+            "ÄBC1234",
+        ] {
+            assert!(
+                normalize_and_validate(IdType::RationCard, bad).is_err(),
+                "{bad}"
+            );
         }
         assert!(normalize_and_validate(IdType::NprSmartCard, &"9".repeat(20)).is_ok());
     }

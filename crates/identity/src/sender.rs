@@ -60,13 +60,16 @@ impl OtpSenderSpec {
         }
         if let Some(path) = s.strip_prefix("file:") {
             if path.is_empty() {
-                return Err(SenderError::Spec("file: needs a path, as in file:/var/tmp/otps.jsonl"));
+                return Err(SenderError::Spec(
+                    "file: needs a path, as in file:/var/tmp/otps.jsonl",
+                ));
             }
             return Ok(OtpSenderSpec::File(PathBuf::from(path)));
         }
         if let Some(url) = s.strip_prefix("webhook:") {
-            let parsed = reqwest::Url::parse(url)
-                .map_err(|_| SenderError::Spec("webhook: needs a URL, as in webhook:http://host/path"))?;
+            let parsed = reqwest::Url::parse(url).map_err(|_| {
+                SenderError::Spec("webhook: needs a URL, as in webhook:http://host/path")
+            })?;
             if parsed.scheme() != "http" || parsed.host_str().is_none() {
                 return Err(SenderError::Spec(
                     "webhook URL must be http://host/... (this build has no TLS)",
@@ -74,7 +77,9 @@ impl OtpSenderSpec {
             }
             return Ok(OtpSenderSpec::Webhook(url.to_owned()));
         }
-        Err(SenderError::Spec("otp_sender must be log, file:PATH or webhook:URL"))
+        Err(SenderError::Spec(
+            "otp_sender must be log, file:PATH or webhook:URL",
+        ))
     }
 
     /// The metric label: `log`, `file` or `webhook`.
@@ -233,25 +238,40 @@ pub struct OtpDispatcher {
 
 impl std::fmt::Debug for OtpDispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OtpDispatcher").field("sender", &self.shared.kind).finish()
+        f.debug_struct("OtpDispatcher")
+            .field("sender", &self.shared.kind)
+            .finish()
     }
 }
 
 enum Sink {
     Log,
     File(Arc<std::sync::Mutex<std::fs::File>>),
-    Webhook { client: reqwest::Client, url: String, in_flight: Arc<Semaphore> },
+    Webhook {
+        client: reqwest::Client,
+        url: String,
+        in_flight: Arc<Semaphore>,
+    },
 }
 
 impl OtpDispatcher {
     /// Starts the delivery task with a queue of `queue_max` and the default webhook tunables.
     /// Must be called inside a tokio runtime. A `file:` path is opened (created) here.
     pub fn spawn(spec: OtpSenderSpec, queue_max: usize) -> Result<OtpDispatcher, SenderError> {
-        OtpDispatcher::spawn_with(spec, DispatcherConfig { queue_max, ..DispatcherConfig::defaults() })
+        OtpDispatcher::spawn_with(
+            spec,
+            DispatcherConfig {
+                queue_max,
+                ..DispatcherConfig::defaults()
+            },
+        )
     }
 
     /// [`OtpDispatcher::spawn`] with every tunable given.
-    pub fn spawn_with(spec: OtpSenderSpec, cfg: DispatcherConfig) -> Result<OtpDispatcher, SenderError> {
+    pub fn spawn_with(
+        spec: OtpSenderSpec,
+        cfg: DispatcherConfig,
+    ) -> Result<OtpDispatcher, SenderError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| SenderError::NoRuntime)?;
         let sink = match &spec {
             OtpSenderSpec::Log => Sink::Log,
@@ -260,7 +280,10 @@ impl OtpDispatcher {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|source| SenderError::File { path: path.clone(), source })?;
+                    .map_err(|source| SenderError::File {
+                        path: path.clone(),
+                        source,
+                    })?;
                 Sink::File(Arc::new(std::sync::Mutex::new(file)))
             }
             OtpSenderSpec::Webhook(url) => {
@@ -269,14 +292,26 @@ impl OtpDispatcher {
                     .build()
                     .map_err(|_| SenderError::Client)?;
                 let in_flight = Arc::new(Semaphore::new(cfg.webhook_in_flight_max.max(1)));
-                Sink::Webhook { client, url: url.clone(), in_flight }
+                Sink::Webhook {
+                    client,
+                    url: url.clone(),
+                    in_flight,
+                }
             }
         };
         let (tx, rx) = mpsc::channel(cfg.queue_max.max(1));
-        let shared = Arc::new(Shared { kind: spec.kind(), counters: Counters::default() });
+        let shared = Arc::new(Shared {
+            kind: spec.kind(),
+            counters: Counters::default(),
+        });
         let stop = Arc::new(Notify::new());
         let worker = runtime.spawn(run(rx, sink, cfg, shared.clone(), stop.clone()));
-        Ok(OtpDispatcher { tx, shared, stop, worker: Mutex::new(Some(worker)) })
+        Ok(OtpDispatcher {
+            tx,
+            shared,
+            stop,
+            worker: Mutex::new(Some(worker)),
+        })
     }
 
     /// Queues `msg` for delivery without waiting. Returns false (and counts a drop) if the queue
@@ -379,7 +414,9 @@ async fn deliver(
             }
             let file = file.clone();
             let written = tokio::task::spawn_blocking(move || {
-                let mut f = file.lock().map_err(|_| std::io::Error::other("OTP file lock poisoned"))?;
+                let mut f = file
+                    .lock()
+                    .map_err(|_| std::io::Error::other("OTP file lock poisoned"))?;
                 f.write_all(lines.as_bytes())?;
                 f.flush()
             })
@@ -393,12 +430,17 @@ async fn deliver(
                 Err(_) => shared.failed(n),
             }
         }
-        Sink::Webhook { client, url, in_flight } => {
+        Sink::Webhook {
+            client,
+            url,
+            in_flight,
+        } => {
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 shared.failed(1);
                 return;
             };
-            let (client, url, cfg, shared) = (client.clone(), url.clone(), cfg.clone(), shared.clone());
+            let (client, url, cfg, shared) =
+                (client.clone(), url.clone(), cfg.clone(), shared.clone());
             tokio::spawn(async move {
                 let ok = post_with_retries(&client, &url, &first, &cfg).await;
                 if ok {
@@ -418,7 +460,12 @@ async fn deliver(
     }
 }
 
-async fn post_with_retries(client: &reqwest::Client, url: &str, msg: &OtpMessage, cfg: &DispatcherConfig) -> bool {
+async fn post_with_retries(
+    client: &reqwest::Client,
+    url: &str,
+    msg: &OtpMessage,
+    cfg: &DispatcherConfig,
+) -> bool {
     let body = msg.to_json();
     let mut backoff = cfg.webhook_backoff_first;
     let attempts = cfg.webhook_attempts_max.max(1);
@@ -431,7 +478,11 @@ async fn post_with_retries(client: &reqwest::Client, url: &str, msg: &OtpMessage
             .await;
         match sent {
             Ok(resp) if resp.status().is_success() => return true,
-            Ok(resp) => tracing::debug!(status = resp.status().as_u16(), attempt, "OTP webhook refused"),
+            Ok(resp) => tracing::debug!(
+                status = resp.status().as_u16(),
+                attempt,
+                "OTP webhook refused"
+            ),
             Err(e) => tracing::debug!(timeout = e.is_timeout(), attempt, "OTP webhook unreachable"),
         }
         if attempt < attempts {
@@ -454,7 +505,9 @@ mod tests {
             mobile: normalize_mobile("9876543210").unwrap(),
             otp: SixDigits::parse(otp).unwrap(),
             txn_id: txn.to_owned(),
-            sent_at: DateTime::parse_from_rfc3339("2026-05-01T10:00:00Z").unwrap().with_timezone(&Utc),
+            sent_at: DateTime::parse_from_rfc3339("2026-05-01T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
         }
     }
 
@@ -466,10 +519,22 @@ mod tests {
             OtpSenderSpec::File(PathBuf::from("/tmp/o.jsonl"))
         );
         let w = OtpSenderSpec::parse("webhook:http://127.0.0.1:9000/otp").unwrap();
-        assert_eq!(w, OtpSenderSpec::Webhook("http://127.0.0.1:9000/otp".into()));
+        assert_eq!(
+            w,
+            OtpSenderSpec::Webhook("http://127.0.0.1:9000/otp".into())
+        );
         assert_eq!(w.to_string(), "webhook:http://127.0.0.1:9000/otp");
         assert_eq!(w.kind(), "webhook");
-        for bad in ["", "LOG", "sms", "file:", "webhook:", "webhook:not a url", "webhook:ftp://x/y", "webhook:https://x/y"] {
+        for bad in [
+            "",
+            "LOG",
+            "sms",
+            "file:",
+            "webhook:",
+            "webhook:not a url",
+            "webhook:ftp://x/y",
+            "webhook:https://x/y",
+        ] {
             assert!(OtpSenderSpec::parse(bad).is_err(), "{bad}");
         }
     }
@@ -496,7 +561,10 @@ mod tests {
             assert!(d.dispatch(message(&format!("00000{i}"), &format!("txn-{i}"))));
         }
         assert!(d.close(Duration::from_secs(10)).await);
-        assert!(!d.dispatch(message("111111", "late")), "closed dispatchers drop");
+        assert!(
+            !d.dispatch(message("111111", "late")),
+            "closed dispatchers drop"
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4);
@@ -507,18 +575,33 @@ mod tests {
             assert_eq!(v["mobile"], "9876543210");
             assert_eq!(v["sent_at"], "2026-05-01T10:00:00.000Z");
         }
-        assert_eq!(d.stats(), SenderStats { sent: 3, failed: 0, dropped: 1 });
+        assert_eq!(
+            d.stats(),
+            SenderStats {
+                sent: 3,
+                failed: 0,
+                dropped: 1
+            }
+        );
     }
 
     #[test]
     fn file_sender_reports_an_unopenable_path() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let _guard = rt.enter();
-        let err = OtpDispatcher::spawn(OtpSenderSpec::File("/nonexistent-dir/x/otps.jsonl".into()), 4)
-            .unwrap_err();
+        let err = OtpDispatcher::spawn(
+            OtpSenderSpec::File("/nonexistent-dir/x/otps.jsonl".into()),
+            4,
+        )
+        .unwrap_err();
         assert!(matches!(err, SenderError::File { .. }));
         drop(_guard);
-        assert!(matches!(OtpDispatcher::spawn(OtpSenderSpec::Log, 4), Err(SenderError::NoRuntime)));
+        assert!(matches!(
+            OtpDispatcher::spawn(OtpSenderSpec::Log, 4),
+            Err(SenderError::NoRuntime)
+        ));
     }
 
     #[tokio::test]
@@ -529,32 +612,41 @@ mod tests {
         assert!(!d.dispatch(message("123456", "b")));
         assert!(!d.dispatch(message("123456", "c")));
         assert!(d.close(Duration::from_secs(10)).await);
-        assert_eq!(d.stats(), SenderStats { sent: 1, failed: 0, dropped: 2 });
+        assert_eq!(
+            d.stats(),
+            SenderStats {
+                sent: 1,
+                failed: 0,
+                dropped: 2
+            }
+        );
     }
 
+    /// Requests seen by the test receiver, and the bodies it accepted.
+    type Seen = (Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>);
+
     /// A receiver on 127.0.0.1:0 that fails the first `fail_first` requests with 500.
-    async fn receiver(fail_first: usize) -> (String, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
+    async fn receiver(fail_first: usize) -> (String, Seen) {
         use axum::{extract::State, http::StatusCode, routing::post, Router};
-        let hits = Arc::new(AtomicUsize::new(0));
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let state = (hits.clone(), bodies.clone());
+        let seen: Seen = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(Mutex::new(Vec::new())),
+        );
+        let handler = move |State((hits, bodies)): State<Seen>, body: String| async move {
+            let n = hits.fetch_add(1, Ordering::SeqCst);
+            if n < fail_first {
+                return StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            bodies.lock().push(body);
+            StatusCode::NO_CONTENT
+        };
         let app = Router::new()
-            .route(
-                "/otp",
-                post(move |State((hits, bodies)): State<(Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>)>, body: String| async move {
-                    let n = hits.fetch_add(1, Ordering::SeqCst);
-                    if n < fail_first {
-                        return StatusCode::INTERNAL_SERVER_ERROR;
-                    }
-                    bodies.lock().push(body);
-                    StatusCode::NO_CONTENT
-                }),
-            )
-            .with_state(state);
+            .route("/otp", post(handler))
+            .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        (format!("http://{addr}/otp"), hits, bodies)
+        (format!("http://{addr}/otp"), seen)
     }
 
     fn fast_retries(queue_max: usize) -> DispatcherConfig {
@@ -568,27 +660,47 @@ mod tests {
 
     #[tokio::test]
     async fn webhook_retries_after_a_failure_then_delivers() {
-        let (url, hits, bodies) = receiver(1).await;
-        let d = OtpDispatcher::spawn_with(OtpSenderSpec::parse(&format!("webhook:{url}")).unwrap(), fast_retries(8))
-            .unwrap();
+        let (url, (hits, bodies)) = receiver(1).await;
+        let d = OtpDispatcher::spawn_with(
+            OtpSenderSpec::parse(&format!("webhook:{url}")).unwrap(),
+            fast_retries(8),
+        )
+        .unwrap();
         let msg = message("654321", "txn-w");
         let expected = msg.to_json();
         assert!(d.dispatch(msg));
         assert!(d.close(Duration::from_secs(20)).await);
         assert_eq!(hits.load(Ordering::SeqCst), 2);
         assert_eq!(bodies.lock().clone(), vec![expected]);
-        assert_eq!(d.stats(), SenderStats { sent: 1, failed: 0, dropped: 0 });
+        assert_eq!(
+            d.stats(),
+            SenderStats {
+                sent: 1,
+                failed: 0,
+                dropped: 0
+            }
+        );
     }
 
     #[tokio::test]
     async fn webhook_gives_up_after_max_attempts() {
-        let (url, hits, bodies) = receiver(usize::MAX).await;
-        let cfg = DispatcherConfig { webhook_attempts_max: 3, ..fast_retries(8) };
+        let (url, (hits, bodies)) = receiver(usize::MAX).await;
+        let cfg = DispatcherConfig {
+            webhook_attempts_max: 3,
+            ..fast_retries(8)
+        };
         let d = OtpDispatcher::spawn_with(OtpSenderSpec::Webhook(url), cfg).unwrap();
         assert!(d.dispatch(message("654321", "txn-x")));
         assert!(d.close(Duration::from_secs(20)).await);
         assert_eq!(hits.load(Ordering::SeqCst), 3);
         assert!(bodies.lock().is_empty());
-        assert_eq!(d.stats(), SenderStats { sent: 0, failed: 1, dropped: 0 });
+        assert_eq!(
+            d.stats(),
+            SenderStats {
+                sent: 0,
+                failed: 1,
+                dropped: 0
+            }
+        );
     }
 }

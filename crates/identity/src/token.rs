@@ -109,7 +109,11 @@ impl TokenSigner {
         let mut derive = hmac_of(secret);
         derive.update(BLOB_KEY_LABEL);
         let blob_key = derive.finalize().into_bytes();
-        TokenSigner { jwt: hmac_of(secret), blob: hmac_of(&blob_key), ttl_s: ttl.as_secs().max(1) }
+        TokenSigner {
+            jwt: hmac_of(secret),
+            blob: hmac_of(&blob_key),
+            ttl_s: ttl.as_secs().max(1),
+        }
     }
 
     /// The token lifetime in seconds.
@@ -120,7 +124,12 @@ impl TokenSigner {
     /// A token for `account_id` issued at `now_unix_s`.
     pub fn issue(&self, account_id: u64, now_unix_s: u64) -> Issued {
         let exp = now_unix_s.saturating_add(self.ttl_s);
-        let claims = Claims { sub: account_id.to_string(), acc: account_id, iat: now_unix_s, exp };
+        let claims = Claims {
+            sub: account_id.to_string(),
+            acc: account_id,
+            iat: now_unix_s,
+            exp,
+        };
         // Serialising a struct of strings and integers cannot fail.
         let payload = serde_json::to_vec(&claims).unwrap_or_default();
         let mut token = URL_SAFE_NO_PAD.encode(HEADER_JSON);
@@ -131,7 +140,10 @@ impl TokenSigner {
         let sig = mac.finalize().into_bytes();
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(sig));
-        Issued { token, expires_at_unix_s: exp }
+        Issued {
+            token,
+            expires_at_unix_s: exp,
+        }
     }
 
     /// Checks `token` at `now_unix_s` and returns its claims.
@@ -140,7 +152,8 @@ impl TokenSigner {
             return Err(TokenError::Malformed);
         }
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed);
         };
@@ -152,12 +165,15 @@ impl TokenSigner {
         if header.alg != "HS256" {
             return Err(TokenError::Malformed);
         }
-        let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| TokenError::Malformed)?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| TokenError::Malformed)?;
         let mut mac = self.jwt.clone();
         mac.update(h.as_bytes());
         mac.update(b".");
         mac.update(p.as_bytes());
-        mac.verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
+        mac.verify_slice(&sig)
+            .map_err(|_| TokenError::BadSignature)?;
         let claims: Claims = URL_SAFE_NO_PAD
             .decode(p)
             .ok()
@@ -174,7 +190,8 @@ impl TokenSigner {
 
     /// Checks `token` at `now_unix_s` and returns its account.
     pub fn verify(&self, token: &str, now_unix_s: u64) -> Result<AccountId, TokenError> {
-        self.verify_claims(token, now_unix_s).map(|c| AccountId(c.acc))
+        self.verify_claims(token, now_unix_s)
+            .map(|c| AccountId(c.acc))
     }
 
     /// `base64url(blob) "." base64url(HMAC(blob key, blob))`: tamper-evident, not secret.
@@ -182,7 +199,11 @@ impl TokenSigner {
         let mut mac = self.blob.clone();
         mac.update(blob);
         let sig = mac.finalize().into_bytes();
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(blob), URL_SAFE_NO_PAD.encode(sig))
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(blob),
+            URL_SAFE_NO_PAD.encode(sig)
+        )
     }
 
     /// The blob inside `signed` if its signature is right.
@@ -220,7 +241,10 @@ mod tests {
         assert_eq!(issued.expires_at_unix_s, 1_700_000_900);
         let parts: Vec<&str> = issued.token.split('.').collect();
         assert_eq!(parts.len(), 3);
-        assert_eq!(b64json(parts[0]), serde_json::json!({"alg": "HS256", "typ": "JWT"}));
+        assert_eq!(
+            b64json(parts[0]),
+            serde_json::json!({"alg": "HS256", "typ": "JWT"})
+        );
         assert_eq!(
             b64json(parts[1]),
             serde_json::json!({"sub": "42", "acc": 42, "iat": 1_700_000_000u64, "exp": 1_700_000_900u64})
@@ -228,7 +252,10 @@ mod tests {
         // The signature is HMAC-SHA256 over "header.payload", as any JWT library computes it.
         let mut mac = Hmac::<Sha256>::new_from_slice(b"token-secret").unwrap();
         mac.update(format!("{}.{}", parts[0], parts[1]).as_bytes());
-        assert_eq!(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()), parts[2]);
+        assert_eq!(
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()),
+            parts[2]
+        );
         assert_eq!(s.verify(&issued.token, 1_700_000_899), Ok(AccountId(42)));
     }
 
@@ -238,7 +265,10 @@ mod tests {
         let issued = s.issue(7, 1000);
         assert_eq!(s.verify(&issued.token, 1900), Err(TokenError::Expired));
         let other = TokenSigner::new(b"other-secret", Duration::from_secs(900));
-        assert_eq!(other.verify(&issued.token, 1000), Err(TokenError::BadSignature));
+        assert_eq!(
+            other.verify(&issued.token, 1000),
+            Err(TokenError::BadSignature)
+        );
         // Change the payload to another account, keep the signature.
         let parts: Vec<&str> = issued.token.split('.').collect();
         let forged_payload = URL_SAFE_NO_PAD.encode(r#"{"sub":"8","acc":8,"iat":1000,"exp":1900}"#);
@@ -248,7 +278,13 @@ mod tests {
         let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
         let none = format!("{}.{}.", none_header, parts[1]);
         assert_eq!(s.verify(&none, 1000), Err(TokenError::Malformed));
-        for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!", &"a".repeat(TOKEN_CHARS_MAX + 1)] {
+        for bad in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "!!.!!.!!",
+            &"a".repeat(TOKEN_CHARS_MAX + 1),
+        ] {
             assert_eq!(s.verify(bad, 1000), Err(TokenError::Malformed), "{bad}");
         }
         assert!(!format!("{issued:?} {s:?}").contains(&issued.token));
@@ -259,20 +295,33 @@ mod tests {
     fn blobs_round_trip_and_are_not_tokens() {
         let s = signer();
         let signed = s.sign_blob(b"pass:release=3:account=42");
-        assert_eq!(s.verify_blob(&signed).unwrap(), b"pass:release=3:account=42");
+        assert_eq!(
+            s.verify_blob(&signed).unwrap(),
+            b"pass:release=3:account=42"
+        );
         let other = TokenSigner::new(b"other", Duration::from_secs(1));
         assert_eq!(other.verify_blob(&signed), None);
         let (b, sig) = signed.split_once('.').unwrap();
-        let tampered = format!("{}.{}", URL_SAFE_NO_PAD.encode(b"pass:release=3:account=43"), sig);
+        let tampered = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(b"pass:release=3:account=43"),
+            sig
+        );
         assert_eq!(s.verify_blob(&tampered), None);
         assert_eq!(s.verify_blob(b), None);
         assert_eq!(s.verify_blob(&format!("{b}.{sig}.x")), None);
         // A token's signature does not verify as a blob signature, nor the reverse.
         let t = s.issue(1, 0);
         let (hp, tsig) = t.token.rsplit_once('.').unwrap();
-        assert_eq!(s.verify_blob(&format!("{}.{}", URL_SAFE_NO_PAD.encode(hp), tsig)), None);
+        assert_eq!(
+            s.verify_blob(&format!("{}.{}", URL_SAFE_NO_PAD.encode(hp), tsig)),
+            None
+        );
         let blob_sig = s.sign_blob(hp.as_bytes());
         let (_, bsig) = blob_sig.split_once('.').unwrap();
-        assert_eq!(s.verify(&format!("{hp}.{bsig}"), 0), Err(TokenError::BadSignature));
+        assert_eq!(
+            s.verify(&format!("{hp}.{bsig}"), 0),
+            Err(TokenError::BadSignature)
+        );
     }
 }
