@@ -29,5 +29,14 @@ pub mod sender;
 pub mod token;
 
 pub use mobile::{normalize_mobile, Mobile, MobileError};
+pub use operator_key::{
+    generate_operator_key, hash_operator_key, looks_like_operator_key, ClearOperatorKey,
+};
+pub use otp::{OtpConfig, OtpError, OtpIssued, OtpManager, SixDigits, VerifiedMobile};
 pub use person_key::{person_key_from_hex, person_key_to_hex, PersonKey, PersonKeyer};
 pub use photo_id::{normalize_and_validate, IdType, NormalizedId, PhotoIdError};
+pub use secrets::{SecretOverrides, Secrets, SecretsError};
+pub use sender::{
+    DispatcherConfig, OtpDispatcher, OtpMessage, OtpSenderSpec, SenderError, SenderStats,
+};
+pub use token::{AccountId, Claims, Issued, TokenError, TokenSigner};
