@@ -1,0 +1,451 @@
+//! The process configuration: every key, its default, and how it is loaded.
+//!
+//! Precedence, highest first: command-line flag ([`ConfigOverrides`]) > environment variable
+//! `KATAAR_<KEY>` (upper case; admission keys `KATAAR_ADMISSION_<KEY>`) > the TOML file given
+//! with `--config` > the defaults below. Unknown keys in the file are errors (typos must not pass
+//! silently); unknown `KATAAR_*` variables are ignored (`KATAAR_LOG` is the log filter, not a
+//! key). Every key ends with its unit (`_s`, `_ms`, `_max` counts, `_bytes_max`).
+//!
+//! Secrets (`token_secret`, `person_key_secret`, `otp_secret`, the password in `database_url`)
+//! are never printed: [`Config::to_toml_redacted`] replaces them. Prefer the environment for
+//! secrets (flags show up in `ps`), so they have no flag.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::server::ServerLimits;
+
+/// Environment variable prefix.
+pub const ENV_PREFIX: &str = "KATAAR_";
+/// Shown instead of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (default).
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// The effective configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`127.0.0.1:8080`; port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// `postgres://…` for PostgreSQL; absent: the embedded SQLite store in `data_dir`. Secret
+    /// (its password is redacted when printed).
+    pub database_url: Option<String>,
+    /// Directory for the embedded store and generated secrets (`./kataar-data`).
+    pub data_dir: PathBuf,
+    /// Load the demo drive if the store is empty (false).
+    pub demo: bool,
+    /// Run PostgreSQL migrations at start (true; `--no-migrate`).
+    pub migrate: bool,
+    /// Seconds for a request head to arrive (10).
+    pub header_read_timeout_s: u32,
+    /// Seconds for a handler to answer before `503 overloaded` (30).
+    pub request_timeout_s: u32,
+    /// Seconds an idle keep-alive connection is kept (60).
+    pub keepalive_idle_s: u32,
+    /// Largest request body in bytes (65536).
+    pub body_bytes_max: u32,
+    /// Connections served at once; beyond, a fast `503` (20000).
+    pub connections_max: u32,
+    /// Seconds shutdown waits for in-flight requests and the store queue (20).
+    pub shutdown_grace_s: u32,
+    /// Serve `/metrics` on this separate address instead of the main one (absent).
+    pub metrics_listen: Option<SocketAddr>,
+    /// OTP delivery: `log`, `file:PATH` or `webhook:URL`. Absent means `log` (the OTP appears in
+    /// the log, marked as a demo; set a real sender outside demos).
+    pub otp_sender: Option<String>,
+    /// IANA time zone of the drive's calendar days (`Asia/Kolkata`).
+    pub timezone: String,
+    /// Citizen token lifetime in seconds (900).
+    pub token_ttl_s: u32,
+    /// Token signing secret; absent: generated into `data_dir`. Secret.
+    pub token_secret: Option<String>,
+    /// Person-key HMAC secret; absent: generated into `data_dir`. Secret.
+    pub person_key_secret: Option<String>,
+    /// OTP hashing secret; absent: generated into `data_dir`. Secret.
+    pub otp_secret: Option<String>,
+    /// Header carrying the client address when behind a trusted proxy (absent: the peer).
+    pub trusted_proxy_header: Option<String>,
+    /// `json` (default) or `text`.
+    pub log_format: LogFormat,
+    /// Require the captcha on the compatibility `schedule` call (false).
+    pub compat_captcha_required: bool,
+    /// Most events the store writer commits in one batch (512).
+    pub batch_events_max: u32,
+    /// Most events queued to the store writer (65536; beyond, `503 store_unavailable`).
+    pub writer_queue_events_max: u32,
+    /// Milliseconds a commit may take before it is treated as in doubt (5000).
+    pub commit_timeout_ms: u32,
+    /// PostgreSQL pool size (8).
+    pub pg_pool_size_max: u32,
+    /// Admission settings, passed through to the admission crate (`KATAAR_ADMISSION_<KEY>`).
+    pub admission: toml::Table,
+}
+
+/// Every top-level key (the environment is matched against this list).
+pub const CONFIG_KEYS: &[&str] = &[
+    "listen",
+    "database_url",
+    "data_dir",
+    "demo",
+    "migrate",
+    "header_read_timeout_s",
+    "request_timeout_s",
+    "keepalive_idle_s",
+    "body_bytes_max",
+    "connections_max",
+    "shutdown_grace_s",
+    "metrics_listen",
+    "otp_sender",
+    "timezone",
+    "token_ttl_s",
+    "token_secret",
+    "person_key_secret",
+    "otp_secret",
+    "trusted_proxy_header",
+    "log_format",
+    "compat_captcha_required",
+    "batch_events_max",
+    "writer_queue_events_max",
+    "commit_timeout_ms",
+    "pg_pool_size_max",
+    "admission",
+];
+
+/// Values given on the command line; `None` leaves the lower layers in force.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ConfigOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demo: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout_s: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout_s: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keepalive_idle_s: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_bytes_max: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections_max: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace_s: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otp_sender: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxy_header: Option<String>,
+}
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file, the environment or a flag holds a value of the wrong shape.
+    #[error("configuration error: {0}")]
+    Load(String),
+    /// A value has the right shape but is not acceptable.
+    #[error("configuration error: key `{key}`: {message}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// The documented defaults.
+    pub fn defaults() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            data_dir: PathBuf::from("./kataar-data"),
+            demo: false,
+            migrate: true,
+            header_read_timeout_s: 10,
+            request_timeout_s: 30,
+            keepalive_idle_s: 60,
+            body_bytes_max: 65_536,
+            connections_max: 20_000,
+            shutdown_grace_s: 20,
+            metrics_listen: None,
+            otp_sender: None,
+            timezone: "Asia/Kolkata".to_owned(),
+            token_ttl_s: 900,
+            token_secret: None,
+            person_key_secret: None,
+            otp_secret: None,
+            trusted_proxy_header: None,
+            log_format: LogFormat::Json,
+            compat_captcha_required: false,
+            batch_events_max: 512,
+            writer_queue_events_max: 65_536,
+            commit_timeout_ms: 5_000,
+            pg_pool_size_max: 8,
+            admission: toml::Table::new(),
+        }
+    }
+
+    /// Load with precedence flag > `KATAAR_*` environment (the process's) > file > default,
+    /// then validate.
+    pub fn load(file: Option<&Path>, overrides: &ConfigOverrides) -> Result<Self, ConfigError> {
+        let env = Env::prefixed(ENV_PREFIX).filter_map(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            if let Some(rest) = key.strip_prefix("admission_") {
+                Some(format!("admission.{rest}").into())
+            } else if CONFIG_KEYS.contains(&key.as_str()) && key != "admission" {
+                Some(key.into())
+            } else {
+                None
+            }
+        });
+        Self::load_from(file, env, overrides)
+    }
+
+    fn load_from(
+        file: Option<&Path>,
+        env: Env,
+        overrides: &ConfigOverrides,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Self::defaults()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::Invalid {
+                    key: "config",
+                    message: format!("no such file: {}", path.display()),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let figment = figment.merge(env).merge(Serialized::defaults(overrides));
+        let config: Config =
+            figment.extract().map_err(|e| ConfigError::Load(describe_figment_error(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check values whose type alone does not say they are acceptable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: &str| {
+            Err(ConfigError::Invalid { key, message: message.to_owned() })
+        };
+        for (key, value) in [
+            ("header_read_timeout_s", self.header_read_timeout_s),
+            ("request_timeout_s", self.request_timeout_s),
+            ("keepalive_idle_s", self.keepalive_idle_s),
+            ("body_bytes_max", self.body_bytes_max),
+            ("connections_max", self.connections_max),
+            ("token_ttl_s", self.token_ttl_s),
+            ("batch_events_max", self.batch_events_max),
+            ("writer_queue_events_max", self.writer_queue_events_max),
+            ("commit_timeout_ms", self.commit_timeout_ms),
+            ("pg_pool_size_max", self.pg_pool_size_max),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
+        if self.batch_events_max > self.writer_queue_events_max {
+            return invalid("batch_events_max", "must not exceed writer_queue_events_max");
+        }
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return invalid("timezone", "not an IANA time zone name (e.g. Asia/Kolkata)");
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return invalid("database_url", "must start with postgres:// or postgresql://");
+            }
+        }
+        if let Some(sender) = &self.otp_sender {
+            let ok = sender == "log"
+                || sender.strip_prefix("file:").is_some_and(|p| !p.is_empty())
+                || sender
+                    .strip_prefix("webhook:")
+                    .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
+            if !ok {
+                return invalid("otp_sender", "must be `log`, `file:PATH` or `webhook:URL`");
+            }
+        }
+        if let Some(header) = &self.trusted_proxy_header {
+            if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                return invalid("trusted_proxy_header", "not a valid header name");
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection limits for [`crate::server::serve`].
+    pub fn server_limits(&self) -> ServerLimits {
+        ServerLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_s.into()),
+            request_timeout: Duration::from_secs(self.request_timeout_s.into()),
+            keepalive_idle: Duration::from_secs(self.keepalive_idle_s.into()),
+            body_bytes_max: self.body_bytes_max as usize,
+            connections_max: self.connections_max,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_s.into()),
+        }
+    }
+
+    /// The OTP sender in force (`log` when none is configured).
+    pub fn otp_sender_effective(&self) -> &str {
+        self.otp_sender.as_deref().unwrap_or("log")
+    }
+
+    /// A copy with every secret replaced by [`REDACTED`] (and the URL password hidden).
+    pub fn redacted(&self) -> Self {
+        let hide = |s: &Option<String>| s.as_ref().map(|_| REDACTED.to_owned());
+        Self {
+            database_url: self.database_url.as_deref().map(redact_url_password),
+            token_secret: hide(&self.token_secret),
+            person_key_secret: hide(&self.person_key_secret),
+            otp_secret: hide(&self.otp_secret),
+            ..self.clone()
+        }
+    }
+
+    /// The effective configuration as TOML, secrets redacted (for `--print-config`).
+    pub fn to_toml_redacted(&self) -> String {
+        toml::to_string(&self.redacted())
+            .unwrap_or_else(|e| format!("# configuration could not be rendered: {e}\n"))
+    }
+}
+
+/// Hide the password of a `scheme://user:password@host/...` URL (and any `password=` value).
+pub fn redact_url_password(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end =
+            out[rest_start..].find(['/', '?']).map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@').map(|i| rest_start + i) {
+            if let Some(colon) = out[rest_start..at].find(':').map(|i| rest_start + i) {
+                out.replace_range(colon + 1..at, REDACTED);
+            }
+        }
+    }
+    if let Some(at) = out.find("password=") {
+        let start = at + "password=".len();
+        let end = out[start..].find(['&', ' ']).map_or(out.len(), |i| start + i);
+        out.replace_range(start..end, REDACTED);
+    }
+    out
+}
+
+fn describe_figment_error(error: figment::Error) -> String {
+    let mut parts = Vec::new();
+    for e in error {
+        let key = e.path.join(".");
+        let source = e
+            .metadata
+            .as_ref()
+            .map(|m| m.interpolate(&e.profile.clone().unwrap_or_default(), &e.path))
+            .unwrap_or_default();
+        let key = if key.is_empty() { String::new() } else { format!("key `{key}`: ") };
+        let from = match &e.metadata {
+            Some(m) => format!(" (from {}{})", m.name, source_suffix(&source)),
+            None => String::new(),
+        };
+        parts.push(format!("{key}{}{from}", e.kind));
+    }
+    parts.join("; ")
+}
+
+fn source_suffix(interpolated: &str) -> String {
+    if interpolated.is_empty() {
+        String::new()
+    } else {
+        format!(", {interpolated}")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// No environment layer (the environment layer is tested through the binary).
+    fn no_env() -> Env {
+        Env::raw().only(&[])
+    }
+
+    #[test]
+    fn keys_list_matches_struct() {
+        let value = toml::Value::try_from(Config::defaults()).unwrap();
+        let table = value.as_table().unwrap();
+        for key in table.keys() {
+            assert!(CONFIG_KEYS.contains(&key.as_str()), "{key} missing from CONFIG_KEYS");
+        }
+        for &key in CONFIG_KEYS {
+            let optional = matches!(
+                key,
+                "database_url"
+                    | "metrics_listen"
+                    | "otp_sender"
+                    | "token_secret"
+                    | "person_key_secret"
+                    | "otp_secret"
+                    | "trusted_proxy_header"
+            );
+            assert!(optional || table.contains_key(key), "{key} is not a key");
+        }
+    }
+
+    #[test]
+    fn defaults_validate_and_flags_win() {
+        let c = Config::load_from(None, no_env(), &ConfigOverrides::default()).unwrap();
+        assert_eq!(c, Config::defaults());
+        let o = ConfigOverrides { connections_max: Some(4), ..Default::default() };
+        let c = Config::load_from(None, no_env(), &o).unwrap();
+        assert_eq!(c.connections_max, 4);
+        let o = ConfigOverrides { connections_max: Some(0), ..Default::default() };
+        let e = Config::load_from(None, no_env(), &o).unwrap_err();
+        assert!(e.to_string().contains("connections_max"), "{e}");
+        let o = ConfigOverrides { listen: Some("nope".into()), ..Default::default() };
+        let e = Config::load_from(None, no_env(), &o).unwrap_err();
+        assert!(e.to_string().contains("listen"), "{e}");
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact_url_password("postgres://u:secret@h:5432/db"),
+            "postgres://u:<redacted>@h:5432/db"
+        );
+        assert_eq!(redact_url_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact_url_password("postgres://h/db?password=xyz&a=b"),
+            "postgres://h/db?password=<redacted>&a=b"
+        );
+        let mut c = Config::defaults();
+        c.token_secret = Some("t0ps3cret".into());
+        c.database_url = Some("postgres://u:pw123@h/db".into());
+        let text = c.to_toml_redacted();
+        assert!(!text.contains("t0ps3cret") && !text.contains("pw123"), "{text}");
+        assert!(text.contains("token_secret = \"<redacted>\""), "{text}");
+    }
+}

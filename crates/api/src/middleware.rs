@@ -1,0 +1,222 @@
+//! The layers every route runs under, applied by [`apply`].
+//!
+//! Outermost first:
+//! 1. **request id**: echo `X-Request-Id` if the client sent 1–64 visible ASCII characters, else
+//!    generate one; insert it as a request extension ([`RequestId`]), run the request inside the
+//!    task-local scope [`ApiError`] reads, and set the header on every response.
+//! 2. **metrics**: `kataar_http_requests_total{route,method,status}` and
+//!    `kataar_http_request_duration_seconds{route,method}`; `route` is the matched template or
+//!    `unmatched` (never the raw path); a request dropped because the client went away is counted
+//!    with status `499`.
+//! 3. **panic catcher**: a panic becomes `500 internal` in the contract shape (logged at ERROR).
+//! 4. **error normaliser**: an error status whose body is not JSON (axum's own 404, 405, 413,
+//!    422 rejections) is rewritten into the contract shape, keeping its other headers (`Allow`).
+//!    A handler that must send a non-JSON error (the CoWIN compatibility layer's plain-text 401)
+//!    inserts the [`KeepErrorBody`] response extension.
+//! 5. **request timeout**: past `request_timeout` the handler future is dropped and the answer
+//!    is `503 overloaded` with `Retry-After: 1` (not 408: the client did nothing wrong, the
+//!    server was too slow, and 503 + Retry-After is what load refusals look like everywhere in
+//!    the contract). Dropping a handler cancels it: handlers that write must spawn or shield
+//!    their commit wait (see [`crate::server`]).
+//!
+//! Plus the body limit ([`BodyLimit`] and axum's `DefaultBodyLimit`, both `body_bytes_max`) and
+//! the fallback `404 not_found`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::{ApiError, RequestId, CURRENT_REQUEST_ID};
+use crate::extract::BodyLimit;
+use crate::metrics::{method_label, HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS};
+use crate::server::ServerLimits;
+
+/// The request-id header.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Longest client-sent request id that is echoed.
+pub const REQUEST_ID_LEN_MAX: usize = 64;
+/// `Retry-After` for a request that hit `request_timeout`.
+pub const TIMEOUT_RETRY_AFTER_S: u32 = 1;
+
+/// Response extension: leave this error response's body alone (do not rewrite it into the v1
+/// shape). For the compatibility layer's own error formats.
+#[derive(Clone, Copy, Debug)]
+pub struct KeepErrorBody;
+
+/// Marker left by [`ApiError::into_response`] when it ran outside the request-id scope: the
+/// request-id layer re-renders the body with the right id.
+#[derive(Clone, Debug)]
+pub(crate) struct RenderLater(pub(crate) ApiError);
+
+/// Apply every layer above to `router` (call it once, after all routes are added; it also sets
+/// the fallback, so the router passed in must not have one).
+pub fn apply<S>(router: Router<S>, limits: &ServerLimits) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router
+        .fallback(fallback)
+        .layer(from_fn_with_state(limits.request_timeout, request_timeout))
+        .layer(from_fn(normalize_errors))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn(record_metrics))
+        .layer(from_fn(request_id))
+        .layer(Extension(BodyLimit(limits.body_bytes_max)))
+        .layer(DefaultBodyLimit::max(limits.body_bytes_max))
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found()
+}
+
+/// Whether a client-sent id is usable: 1–64 visible ASCII characters.
+pub fn is_acceptable_request_id(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= REQUEST_ID_LEN_MAX
+        && value.iter().all(|b| (0x21..=0x7e).contains(b))
+}
+
+/// A fresh request id (32 hex digits).
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id: Arc<str> = match req.headers().get(REQUEST_ID_HEADER) {
+        Some(v) if is_acceptable_request_id(v.as_bytes()) => {
+            Arc::from(v.to_str().unwrap_or_default())
+        }
+        _ => Arc::from(new_request_id()),
+    };
+    let id = RequestId(id);
+    req.extensions_mut().insert(id.clone());
+    let mut response = CURRENT_REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    if let Some(RenderLater(err)) = response.extensions_mut().remove::<RenderLater>() {
+        let old = std::mem::replace(&mut response, err.to_response(id.as_str()));
+        copy_other_headers(old.headers(), response.headers_mut());
+    }
+    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+fn copy_other_headers(from: &http::HeaderMap, to: &mut http::HeaderMap) {
+    for (name, value) in from {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH && !to.contains_key(name)
+        {
+            to.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Ends a request's metrics: on completion with its status, on drop (client gone) with `499`.
+struct RequestMetrics {
+    route: String,
+    method: &'static str,
+    started: tokio::time::Instant,
+    done: bool,
+}
+
+impl RequestMetrics {
+    fn finish(&mut self, status: &str) {
+        self.done = true;
+        let elapsed_s = self.started.elapsed().as_secs_f64();
+        metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => self.route.clone(),
+            "method" => self.method, "status" => status.to_owned())
+        .increment(1);
+        metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, "route" => self.route.clone(),
+            "method" => self.method)
+        .record(elapsed_s);
+    }
+}
+
+impl Drop for RequestMetrics {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish("499");
+        }
+    }
+}
+
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let mut guard = RequestMetrics {
+        route,
+        method: method_label(req.method()),
+        started: tokio::time::Instant::now(),
+        done: false,
+    };
+    let response = next.run(req).await;
+    guard.finish(response.status().as_str());
+    response
+}
+
+fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("(non-text panic payload)");
+    tracing::error!(panic = what, "handler panicked; answered 500 internal");
+    ApiError::internal().into_response()
+}
+
+async fn normalize_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.extensions().get::<KeepErrorBody>().is_some()
+        || response.extensions().get::<RenderLater>().is_some()
+        || is_json(response.headers())
+    {
+        return response;
+    }
+    let mut fixed = ApiError::for_status(status).into_response();
+    copy_other_headers(response.headers(), fixed.headers_mut());
+    fixed
+}
+
+fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .is_some_and(|e| e == "application/json" || e.ends_with("+json"))
+}
+
+async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout_ms = limit.as_millis() as u64, "request timed out");
+            ApiError::overloaded(TIMEOUT_RETRY_AFTER_S)
+                .with_message("The request took too long; retry later.")
+                .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_acceptance() {
+        assert!(is_acceptable_request_id(b"abc-123_XYZ"));
+        assert!(!is_acceptable_request_id(b""));
+        assert!(!is_acceptable_request_id(b"has space"));
+        assert!(!is_acceptable_request_id(&[b'a'; 65]));
+        assert!(is_acceptable_request_id(&[b'a'; 64]));
+        assert!(!is_acceptable_request_id("é".as_bytes()));
+    }
+}
