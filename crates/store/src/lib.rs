@@ -1,1 +1,37 @@
-//! kataar-store
+//! kataar-store: the durable store of Kataar.
+//!
+//! # Layout
+//!
+//! - [`store`]: the object-safe [`Store`] trait every backend implements.
+//! - [`postgres`]: [`PgStore`], PostgreSQL through deadpool-postgres; batches written with
+//!   one `unnest` statement per event kind.
+//! - [`sqlite`]: [`SqliteStore`], the embedded default (WAL, `synchronous=FULL`), on its own
+//!   blocking threads.
+//! - [`writer`]: the group-commit [`Writer`]: a bounded queue (in events), natural batching,
+//!   epoch fencing, in-doubt commits resolved by read-back.
+//! - [`migrations`]: embedded, ordered schema migrations for both backends.
+//! - [`metrics`]: the `kataar_store_*` metric names and buckets.
+//! - [`error`]: [`StoreError`]; messages carry no SQL, values or secrets.
+//!
+//! The crate owns the database schema and everything that writes or reads it. It must never
+//! decide anything about bookings (the engine does; the store's constraints are only the
+//! second line of defence), never answer a caller before its batch is durable or known not
+//! to be, and never cancel a commit by dropping its future.
+
+mod codec;
+pub mod error;
+pub mod metrics;
+pub mod migrations;
+mod plan;
+pub mod postgres;
+pub mod sqlite;
+pub mod store;
+pub mod writer;
+
+pub use error::StoreError;
+pub use postgres::{PgOptions, PgStore};
+pub use sqlite::SqliteStore;
+pub use store::Store;
+pub use writer::{
+    CommitError, CommitTicket, SubmitError, Writer, WriterConfig, WriterHandle, WriterPositions,
+};

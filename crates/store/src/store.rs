@@ -1,0 +1,73 @@
+//! The [`Store`] trait: what the engine and the writer need from a durable backend.
+
+use crate::error::StoreError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use kataar_domain::{AuditRecord, BatchId, Event, OperatorKey, Snapshot};
+
+/// Largest page [`Store::audit_after`] returns; larger `limit`s are clamped to it.
+pub const AUDIT_PAGE_MAX: usize = kataar_domain::limits::PAGE_LIMIT_MAX;
+
+/// A durable backend. Object-safe: held as `Arc<dyn Store>`.
+///
+/// Contract of [`Store::commit`]: one transaction per call; the writer's epoch is checked
+/// inside it (nothing written if it moved: [`StoreError::Fenced`]); a `batches` row records
+/// the batch id so that the outcome can be read back with [`Store::batch_committed`]; any
+/// constraint violation fails the whole batch. `InDoubt` is returned only when the
+/// transaction may have committed (connection lost during COMMIT). Callers must not drop a
+/// `commit` future before it ends: run it in a spawned task and use [`Store::abort_commit`]
+/// to end it early.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending schema migrations (idempotent; safe to run from several processes).
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Everything the engine needs to rebuild itself.
+    async fn load(&self) -> Result<Snapshot, StoreError>;
+
+    /// Bumps the leader epoch and returns it: the fencing token of the caller's writer.
+    async fn acquire_epoch(&self) -> Result<u64, StoreError>;
+
+    /// Writes `events` as batch `batch_id` in one transaction, if `epoch` is still current.
+    async fn commit(
+        &self,
+        batch_id: BatchId,
+        epoch: u64,
+        events: &[Event],
+    ) -> Result<(), StoreError>;
+
+    /// Ends the in-flight commit of `batch_id`, if any, from outside (PostgreSQL: terminates
+    /// its backend; SQLite: interrupts the statement). The commit task then ends with an
+    /// error and its outcome is read back with [`Store::batch_committed`].
+    async fn abort_commit(&self, batch_id: BatchId) -> Result<(), StoreError>;
+
+    /// Whether batch `batch_id` was committed.
+    async fn batch_committed(&self, batch_id: BatchId) -> Result<bool, StoreError>;
+
+    /// The audit log after `after_id`, oldest first, at most `limit` (clamped to
+    /// [`AUDIT_PAGE_MAX`]) records.
+    async fn audit_after(
+        &self,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The operator key with this hex SHA-256 hash (also finds keys created by another
+    /// process, e.g. the CLI, while a server runs).
+    async fn operator_key_by_hash(&self, hash: &str) -> Result<Option<OperatorKey>, StoreError>;
+
+    /// A cheap round trip to the database.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Deletes idempotency records created before `older_than`; returns how many.
+    async fn prune_idempotency(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// `"postgres"` or `"sqlite"`, for logs and metrics.
+    fn backend(&self) -> &'static str;
+}
+
+/// The idempotency cut-off used by `load`: records created before it are not loaded.
+pub(crate) fn idempotency_cutoff(now: DateTime<Utc>) -> DateTime<Utc> {
+    let ttl_s = i64::try_from(kataar_domain::limits::IDEMPOTENCY_TTL_S).unwrap_or(i64::MAX);
+    now - chrono::Duration::seconds(ttl_s)
+}
