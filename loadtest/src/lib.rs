@@ -1,0 +1,35 @@
+//! `kataar-loadgen`: the load-test kit for Kataar.
+//!
+//! # Layout
+//!
+//! - [`verhoeff`]: valid Aadhaar-shaped numbers for registering beneficiaries.
+//! - [`pg`]: fresh PostgreSQL databases and the schema shared by the yardsticks.
+//! - [`baseline`]: the naive one-transaction-per-booking server and the hello-world server.
+//! - [`pgbench`]: PostgreSQL's own ceiling for the naive transaction.
+//! - [`stats`]: HDR histograms per lane and outcome, per-second series.
+//! - [`sched`]: the open-model scheduler (no coordinated omission), closed-loop runner, shapes.
+//! - [`exec`]: HTTP clients on many loopback source addresses; hello and baseline executors.
+//! - [`trace`]: the launch-day trace (28 April 2021 shape): generator, file format, reader.
+//! - [`kataar`]: driving the real engine: processes, setup through the v1 API, executors.
+//! - [`verdict`]: O, L, D after every run, in the database or through the operators' API.
+//! - [`procs`]: child processes (listen line, CPU time from `/proc`, SIGTERM, taskset).
+//! - [`report`]: `report.json`, `summary.md`, SVG charts.
+//! - [`compare`]: the side-by-side run that writes the report.
+//!
+//! The kit owns only load generation and measurement. It must never talk to anything but
+//! loopback, never print secrets (OTPs, tokens, operator keys, ID numbers), and never hide a
+//! request it failed to send: every drop is counted and reported.
+
+pub mod baseline;
+pub mod compare;
+pub mod exec;
+pub mod kataar;
+pub mod pg;
+pub mod pgbench;
+pub mod procs;
+pub mod report;
+pub mod sched;
+pub mod stats;
+pub mod trace;
+pub mod verdict;
+pub mod verhoeff;
