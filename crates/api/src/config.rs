@@ -243,8 +243,9 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         let figment = figment.merge(env).merge(Serialized::defaults(overrides));
-        let config: Config =
-            figment.extract().map_err(|e| ConfigError::Load(describe_figment_error(e)))?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(describe_figment_error(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -252,7 +253,10 @@ impl Config {
     /// Check values whose type alone does not say they are acceptable.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &'static str, message: &str| {
-            Err(ConfigError::Invalid { key, message: message.to_owned() })
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
         };
         for (key, value) in [
             ("header_read_timeout_s", self.header_read_timeout_s),
@@ -271,14 +275,20 @@ impl Config {
             }
         }
         if self.batch_events_max > self.writer_queue_events_max {
-            return invalid("batch_events_max", "must not exceed writer_queue_events_max");
+            return invalid(
+                "batch_events_max",
+                "must not exceed writer_queue_events_max",
+            );
         }
         if self.timezone.parse::<chrono_tz::Tz>().is_err() {
             return invalid("timezone", "not an IANA time zone name (e.g. Asia/Kolkata)");
         }
         if let Some(url) = &self.database_url {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return invalid("database_url", "must start with postgres:// or postgresql://");
+                return invalid(
+                    "database_url",
+                    "must start with postgres:// or postgresql://",
+                );
             }
         }
         if let Some(sender) = &self.otp_sender {
@@ -340,9 +350,13 @@ pub fn redact_url_password(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(scheme_end) = out.find("://") {
         let rest_start = scheme_end + 3;
-        let authority_end =
-            out[rest_start..].find(['/', '?']).map_or(out.len(), |i| rest_start + i);
-        if let Some(at) = out[rest_start..authority_end].rfind('@').map(|i| rest_start + i) {
+        let authority_end = out[rest_start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end]
+            .rfind('@')
+            .map(|i| rest_start + i)
+        {
             if let Some(colon) = out[rest_start..at].find(':').map(|i| rest_start + i) {
                 out.replace_range(colon + 1..at, REDACTED);
             }
@@ -350,7 +364,9 @@ pub fn redact_url_password(url: &str) -> String {
     }
     if let Some(at) = out.find("password=") {
         let start = at + "password=".len();
-        let end = out[start..].find(['&', ' ']).map_or(out.len(), |i| start + i);
+        let end = out[start..]
+            .find(['&', ' '])
+            .map_or(out.len(), |i| start + i);
         out.replace_range(start..end, REDACTED);
     }
     out
@@ -365,7 +381,11 @@ fn describe_figment_error(error: figment::Error) -> String {
             .as_ref()
             .map(|m| m.interpolate(&e.profile.clone().unwrap_or_default(), &e.path))
             .unwrap_or_default();
-        let key = if key.is_empty() { String::new() } else { format!("key `{key}`: ") };
+        let key = if key.is_empty() {
+            String::new()
+        } else {
+            format!("key `{key}`: ")
+        };
         let from = match &e.metadata {
             Some(m) => format!(" (from {}{})", m.name, source_suffix(&source)),
             None => String::new(),
@@ -398,7 +418,10 @@ mod tests {
         let value = toml::Value::try_from(Config::defaults()).unwrap();
         let table = value.as_table().unwrap();
         for key in table.keys() {
-            assert!(CONFIG_KEYS.contains(&key.as_str()), "{key} missing from CONFIG_KEYS");
+            assert!(
+                CONFIG_KEYS.contains(&key.as_str()),
+                "{key} missing from CONFIG_KEYS"
+            );
         }
         for &key in CONFIG_KEYS {
             let optional = matches!(
@@ -419,13 +442,22 @@ mod tests {
     fn defaults_validate_and_flags_win() {
         let c = Config::load_from(None, no_env(), &ConfigOverrides::default()).unwrap();
         assert_eq!(c, Config::defaults());
-        let o = ConfigOverrides { connections_max: Some(4), ..Default::default() };
+        let o = ConfigOverrides {
+            connections_max: Some(4),
+            ..Default::default()
+        };
         let c = Config::load_from(None, no_env(), &o).unwrap();
         assert_eq!(c.connections_max, 4);
-        let o = ConfigOverrides { connections_max: Some(0), ..Default::default() };
+        let o = ConfigOverrides {
+            connections_max: Some(0),
+            ..Default::default()
+        };
         let e = Config::load_from(None, no_env(), &o).unwrap_err();
         assert!(e.to_string().contains("connections_max"), "{e}");
-        let o = ConfigOverrides { listen: Some("nope".into()), ..Default::default() };
+        let o = ConfigOverrides {
+            listen: Some("nope".into()),
+            ..Default::default()
+        };
         let e = Config::load_from(None, no_env(), &o).unwrap_err();
         assert!(e.to_string().contains("listen"), "{e}");
     }
@@ -436,7 +468,10 @@ mod tests {
             redact_url_password("postgres://u:secret@h:5432/db"),
             "postgres://u:<redacted>@h:5432/db"
         );
-        assert_eq!(redact_url_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact_url_password("postgres://u@h/db"),
+            "postgres://u@h/db"
+        );
         assert_eq!(
             redact_url_password("postgres://h/db?password=xyz&a=b"),
             "postgres://h/db?password=<redacted>&a=b"
@@ -445,7 +480,10 @@ mod tests {
         c.token_secret = Some("t0ps3cret".into());
         c.database_url = Some("postgres://u:pw123@h/db".into());
         let text = c.to_toml_redacted();
-        assert!(!text.contains("t0ps3cret") && !text.contains("pw123"), "{text}");
+        assert!(
+            !text.contains("t0ps3cret") && !text.contains("pw123"),
+            "{text}"
+        );
         assert!(text.contains("token_secret = \"<redacted>\""), "{text}");
     }
 }

@@ -5,10 +5,9 @@
 //! `Retry-After` header with the same whole seconds as `details.retry_after_s`.
 //!
 //! The request id comes from the request-id middleware ([`crate::middleware`]): it runs the
-//! request inside a task-local scope, so [`ApiError::into_response`] can read it, and it re-renders
-//! any error response on the way out (the rendered [`ApiError`] rides along as a response
-//! extension), so the body carries the id even if the error was built outside the scope (in a
-//! spawned task, for instance). Messages are written for clients: never an internal name, SQL,
+//! request inside a task-local scope, so [`ApiError::into_response`] can read it. An error
+//! rendered outside that scope (in a spawned task, for instance) is marked, and the middleware
+//! re-renders it with the right id on the way out. Messages are written for clients: never an internal name, SQL,
 //! path or stack trace.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -95,7 +94,13 @@ macro_rules! simple_errors {
 impl ApiError {
     /// Any status and code; prefer the named constructors.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: None, retry_after_s: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            retry_after_s: None,
+        }
     }
 
     /// Replace the human sentence.
@@ -106,7 +111,9 @@ impl ApiError {
 
     /// Add one `details` member.
     pub fn with_detail(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.details.get_or_insert_with(Map::new).insert(key.to_owned(), value.into());
+        self.details
+            .get_or_insert_with(Map::new)
+            .insert(key.to_owned(), value.into());
         self
     }
 
@@ -138,14 +145,22 @@ impl ApiError {
 
     /// `401 otp_invalid` with `details.attempts_left`.
     pub fn otp_invalid(attempts_left: u32) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "otp_invalid", "The OTP is not correct.")
-            .with_detail("attempts_left", attempts_left)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "otp_invalid",
+            "The OTP is not correct.",
+        )
+        .with_detail("attempts_left", attempts_left)
     }
 
     /// `429 too_many_requests` with `Retry-After`.
     pub fn too_many_requests(retry_after_s: u32) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "Too many requests; retry later.")
-            .with_retry_after(retry_after_s)
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "Too many requests; retry later.",
+        )
+        .with_retry_after(retry_after_s)
     }
 
     /// `429 otp_resend_too_soon` with `Retry-After`.
@@ -190,9 +205,13 @@ impl ApiError {
 
     /// `503 not_ready` with `details.reason` and `Retry-After`.
     pub fn not_ready(reason: &str, retry_after_s: u32) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "The service is not ready yet.")
-            .with_detail("reason", reason)
-            .with_retry_after(retry_after_s)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "The service is not ready yet.",
+        )
+        .with_detail("reason", reason)
+        .with_retry_after(retry_after_s)
     }
 
     simple_errors! {
@@ -311,7 +330,10 @@ impl ApiError {
         });
         let mut response = (self.status, bytes).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(s) = self.retry_after_s {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
@@ -321,7 +343,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -335,7 +363,9 @@ impl IntoResponse for ApiError {
                 // Outside the request-id scope (a spawned task): the request-id layer fills in
                 // the id on the way out.
                 let mut response = self.to_response("");
-                response.extensions_mut().insert(crate::middleware::RenderLater(self));
+                response
+                    .extensions_mut()
+                    .insert(crate::middleware::RenderLater(self));
                 response
             }
         }

@@ -47,7 +47,12 @@ pub struct ApiPath<T>(pub T);
 fn is_json_content_type(headers: &HeaderMap) -> Option<bool> {
     let value = headers.get(header::CONTENT_TYPE)?;
     let text = value.to_str().ok().unwrap_or("");
-    let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     Some(
         essence == "application/json"
             || (essence.starts_with("application/") && essence.ends_with("+json")),
@@ -55,7 +60,10 @@ fn is_json_content_type(headers: &HeaderMap) -> Option<bool> {
 }
 
 async fn read_body(req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
-    let limit = req.extensions().get::<BodyLimit>().map_or(BODY_BYTES_MAX_DEFAULT, |b| b.0);
+    let limit = req
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(BODY_BYTES_MAX_DEFAULT, |b| b.0);
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -71,7 +79,9 @@ async fn read_body(req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
             if is_length_limit(&err) {
                 Err(ApiError::payload_too_large())
             } else {
-                Err(ApiError::invalid_request_body("The request body could not be read."))
+                Err(ApiError::invalid_request_body(
+                    "The request body could not be read.",
+                ))
             }
         }
     }
@@ -106,9 +116,7 @@ fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = err.path().to_string();
     let inner = err.inner();
     match inner.classify() {
-        serde_json::error::Category::Data => {
-            data_error(&path, &inner.to_string())
-        }
+        serde_json::error::Category::Data => data_error(&path, &inner.to_string()),
         serde_json::error::Category::Eof => {
             ApiError::invalid_request_body("Malformed JSON: the body ended too early.")
         }
@@ -282,7 +290,11 @@ mod tests {
     }
 
     fn field(e: &ApiError) -> Option<String> {
-        e.details.as_ref()?.get("field")?.as_str().map(str::to_owned)
+        e.details
+            .as_ref()?
+            .get("field")?
+            .as_str()
+            .map(str::to_owned)
     }
 
     #[test]
@@ -293,8 +305,7 @@ mod tests {
         assert_eq!(field(&e).as_deref(), Some("nme"));
         let e = parse_json::<Req>(br#"{"name":"a"}"#).unwrap_err();
         assert_eq!(field(&e).as_deref(), Some("birth_year"));
-        let e = parse_json::<Req>(br#"{"name":"a","birth_year":1,"slots":[{"x":1}]}"#)
-            .unwrap_err();
+        let e = parse_json::<Req>(br#"{"name":"a","birth_year":1,"slots":[{"x":1}]}"#).unwrap_err();
         assert_eq!(field(&e).as_deref(), Some("slots[0].x"));
         let e = parse_json::<Req>(br#"{"name":"a","birth_year":1,"slots":[{"dose1_online":-1}]}"#)
             .unwrap_err();

@@ -110,7 +110,12 @@ pub async fn run_server(
     });
     let metrics_server = metrics_listener.map(|l| {
         let router = middleware::apply(ops::metrics_routes::<()>(ops.metrics.clone()), &limits);
-        tokio::spawn(serve(l, router, limits.clone(), stop.clone().cancelled_owned()))
+        tokio::spawn(serve(
+            l,
+            router,
+            limits.clone(),
+            stop.clone().cancelled_owned(),
+        ))
     });
     let result = serve(listener, app, limits, stop.clone().cancelled_owned()).await;
     stop.cancel();

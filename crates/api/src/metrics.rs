@@ -60,7 +60,10 @@ pub fn init_metrics() -> PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests answered, by route, method, status.");
+    describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "HTTP requests answered, by route, method, status."
+    );
     describe_histogram!(
         HTTP_REQUEST_DURATION_SECONDS,
         Unit::Seconds,
@@ -71,7 +74,10 @@ fn describe() {
         HTTP_CONNECTIONS_REFUSED_TOTAL,
         "Connections refused at the connections_max cap."
     );
-    describe_counter!(HTTP_CONNECTIONS_CLOSED_TOTAL, "Connections closed by a server timer.");
+    describe_counter!(
+        HTTP_CONNECTIONS_CLOSED_TOTAL,
+        "Connections closed by a server timer."
+    );
 }
 
 /// Bounded `method` label value.

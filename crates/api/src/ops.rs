@@ -40,7 +40,9 @@ impl Default for Readiness {
 impl Readiness {
     /// A handle that reports not ready (`"starting"`) until [`Readiness::set_ready`].
     pub fn new() -> Self {
-        Self { reason: Arc::new(RwLock::new(Some("starting".to_owned()))) }
+        Self {
+            reason: Arc::new(RwLock::new(Some("starting".to_owned()))),
+        }
     }
 
     /// Report ready.
@@ -88,7 +90,12 @@ impl Ops {
             tracing::error!(error = %err, "OpenAPI document did not serialise");
             "{}".to_owned()
         }));
-        Self { readiness, metrics, metrics_on_main, openapi_json }
+        Self {
+            readiness,
+            metrics,
+            metrics_on_main,
+            openapi_json,
+        }
     }
 }
 
@@ -135,7 +142,10 @@ pub fn metrics_text(handle: &PrometheusHandle) -> Response {
 pub fn openapi_json(ops: &Ops) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         ops.openapi_json.clone(),
     )
         .into_response()

@@ -111,14 +111,20 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    assert!(limits.connections_max > 0, "connections_max must be positive");
+    assert!(
+        limits.connections_max > 0,
+        "connections_max must be positive"
+    );
     let connections = Arc::new(Semaphore::new(limits.connections_max as usize));
     let refusals = Arc::new(Semaphore::new(REFUSE_INFLIGHT_MAX));
     let tracker = TaskTracker::new();
     let drain = CancellationToken::new();
     let force = CancellationToken::new();
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(None).keep_alive(true);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .keep_alive(true);
     let limits = Arc::new(limits);
     tokio::pin!(shutdown);
 
@@ -168,7 +174,10 @@ pub async fn serve(
     tracing::info!(open = tracker.len(), "shutting down: draining connections");
     drain.cancel();
     tracker.close();
-    if tokio::time::timeout(limits.shutdown_grace, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(limits.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             open = tracker.len(),
             "shutdown grace period over; closing remaining connections"
@@ -239,10 +248,13 @@ impl Connection {
     async fn run(self, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
         let _permit = permit;
         metrics::gauge!(HTTP_CONNECTIONS_OPEN).increment(1.0);
-        let _open = scopeguard_gauge();
+        let _open = OpenGauge;
         let _ = stream.set_nodelay(true);
         let state = Arc::new(ConnState::new());
-        let io = TokioIo::new(TrackedStream { inner: stream, state: state.clone() });
+        let io = TokioIo::new(TrackedStream {
+            inner: stream,
+            state: state.clone(),
+        });
         let app = self.app;
         let service_state = state.clone();
         let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
@@ -301,10 +313,6 @@ impl Connection {
 /// Decrements the open-connections gauge when the connection task ends.
 struct OpenGauge;
 
-fn scopeguard_gauge() -> OpenGauge {
-    OpenGauge
-}
-
 impl Drop for OpenGauge {
     fn drop(&mut self) {
         metrics::gauge!(HTTP_CONNECTIONS_OPEN).decrement(1.0);
@@ -357,7 +365,10 @@ impl ConnState {
         }
         let head = self.head_started_ms_plus1.load(Ordering::Acquire);
         if head > 0 {
-            return Some((self.at(head - 1, limits.header_read_timeout), "header_timeout"));
+            return Some((
+                self.at(head - 1, limits.header_read_timeout),
+                "header_timeout",
+            ));
         }
         let idle = self.idle_since_ms.load(Ordering::Acquire);
         Some((self.at(idle, limits.keepalive_idle), "idle"))
@@ -367,7 +378,8 @@ impl ConnState {
         if self.in_flight.load(Ordering::Acquire) == 0
             && self.head_started_ms_plus1.load(Ordering::Acquire) == 0
         {
-            self.head_started_ms_plus1.store(self.now_ms() + 1, Ordering::Release);
+            self.head_started_ms_plus1
+                .store(self.now_ms() + 1, Ordering::Release);
             self.changed.notify_one();
         }
     }
@@ -389,7 +401,9 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.idle_since_ms.store(self.0.now_ms(), Ordering::Release);
+        self.0
+            .idle_since_ms
+            .store(self.0.now_ms(), Ordering::Release);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.0.changed.notify_one();
     }
@@ -456,8 +470,12 @@ impl AsyncWrite for TrackedStream {
 /// Raise the soft open-file limit to the hard limit (one descriptor per connection).
 /// Returns `(soft_before, soft_after)`.
 #[allow(unsafe_code)]
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is not `u64` on every platform.
 pub fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `limit` is a valid, writable `rlimit` for the duration of the call.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(std::io::Error::last_os_error());

@@ -1,0 +1,605 @@
+//! End-to-end tests of the HTTP edge: a tiny router built from the crate's pieces, served by
+//! `run_server` on port 0, driven with reqwest and raw TCP sockets.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::Router;
+use kataar_api::{
+    build_app, init_metrics, openapi_base, run_server, ApiError, ApiJson, ApiPath, ApiQuery, Ops,
+    OptionalJson, Readiness, ServerLimits,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, Notify};
+
+/// Upper bound on any single wait in these tests (a hang fails instead of blocking CI).
+const WAIT_MAX: Duration = Duration::from_secs(15);
+
+#[derive(Clone)]
+struct AppState {
+    /// Poked when `/slow` has started.
+    slow_entered: Arc<Notify>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EchoRequest {
+    name: String,
+    birth_year: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelRequest {
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchQuery {
+    district_id: u32,
+}
+
+#[derive(Deserialize)]
+struct SlowQuery {
+    ms: u64,
+}
+
+fn api() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/echo",
+            post(|ApiJson(r): ApiJson<EchoRequest>| async move {
+                axum::Json(json!({"name": r.name, "birth_year": r.birth_year}))
+            }),
+        )
+        .route(
+            "/items/{id}/cancel",
+            post(|ApiPath(id): ApiPath<u64>, OptionalJson(r): OptionalJson<CancelRequest>| async move {
+                axum::Json(json!({"id": id, "reason": r.reason}))
+            }),
+        )
+        .route("/items/{id}", get(|ApiPath(id): ApiPath<u64>| async move { axum::Json(json!({"id": id})) }))
+        .route(
+            "/search",
+            get(|ApiQuery(q): ApiQuery<SearchQuery>| async move {
+                axum::Json(json!({"district_id": q.district_id}))
+            }),
+        )
+        .route(
+            "/panic",
+            get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("boom");
+                }
+                "unreachable"
+            }),
+        )
+        .route(
+            "/spawned-error",
+            get(|| async {
+                tokio::spawn(async { Err::<(), _>(ApiError::pool_full()) }).await.unwrap()
+            }),
+        )
+        .route(
+            "/slow",
+            get(|State(s): State<AppState>, ApiQuery(q): ApiQuery<SlowQuery>| async move {
+                s.slow_entered.notify_one();
+                tokio::time::sleep(Duration::from_millis(q.ms)).await;
+                axum::Json(json!({"slept_ms": q.ms}))
+            }),
+        )
+}
+
+struct TestServer {
+    addr: SocketAddr,
+    base: String,
+    readiness: Readiness,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    async fn start(limits: ServerLimits) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let readiness = Readiness::new();
+        let ops = Ops::new(readiness.clone(), init_metrics(), true, &openapi_base());
+        let state = AppState {
+            slow_entered: Arc::new(Notify::new()),
+        };
+        let app = build_app(api(), state.clone(), &ops, &limits);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            run_server(listener, None, app, &ops, limits, shutdown).await
+        });
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            readiness,
+            state,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(WAIT_MAX, self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn test_limits() -> ServerLimits {
+    ServerLimits {
+        header_read_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(5),
+        keepalive_idle: Duration::from_secs(60),
+        body_bytes_max: 1024,
+        connections_max: 64,
+        shutdown_grace: Duration::from_secs(10),
+    }
+}
+
+/// Check a contract-shaped error: status, code, request id in body equal to the header.
+async fn check_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    let header_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert_eq!(body["error"]["request_id"], header_id.as_str(), "{body}");
+    assert!(!header_id.is_empty());
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    body
+}
+
+#[tokio::test]
+async fn framework_errors_have_the_contract_shape() {
+    let server = TestServer::start(test_limits()).await;
+    let client = reqwest::Client::new();
+    let b = &server.base;
+
+    check_error(
+        client.get(format!("{b}/nope")).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    let r = client.delete(format!("{b}/echo")).send().await.unwrap();
+    assert!(r.headers().contains_key("allow"));
+    check_error(r, 405, "method_not_allowed").await;
+    let r = client
+        .post(format!("{b}/echo"))
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    check_error(r, 415, "unsupported_media_type").await;
+    let r = client
+        .post(format!("{b}/echo"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    check_error(r, 415, "unsupported_media_type").await;
+    let big = json!({"name": "x".repeat(2000), "birth_year": 1990});
+    let r = client
+        .post(format!("{b}/echo"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    check_error(r, 413, "payload_too_large").await;
+    // Non-numeric ids are 404 (no such resource can exist).
+    check_error(
+        client.get(format!("{b}/items/abc")).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    let r = client.get(format!("{b}/items/7")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["id"], 7);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn json_errors_name_the_field() {
+    let server = TestServer::start(test_limits()).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/echo", server.base);
+
+    let r = client
+        .post(&url)
+        .json(&json!({"name": "a", "birth_year": 1990, "nmae": 1}))
+        .send();
+    let body = check_error(r.await.unwrap(), 400, "invalid_request").await;
+    assert_eq!(body["error"]["details"]["field"], "nmae");
+    let r = client
+        .post(&url)
+        .json(&json!({"name": "a", "birth_year": "1990"}))
+        .send();
+    let body = check_error(r.await.unwrap(), 400, "invalid_request").await;
+    assert_eq!(body["error"]["details"]["field"], "birth_year");
+    let r = client.post(&url).json(&json!({"name": "a"})).send();
+    let body = check_error(r.await.unwrap(), 400, "invalid_request").await;
+    assert_eq!(body["error"]["details"]["field"], "birth_year");
+    let r = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"name\":");
+    check_error(r.send().await.unwrap(), 400, "invalid_request").await;
+    let r = client
+        .post(&url)
+        .json(&json!({"name": "a", "birth_year": 1990}))
+        .send();
+    let r = r.await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-request-id"));
+
+    let q = client
+        .get(format!("{}/search?district_id=abc", server.base))
+        .send();
+    let body = check_error(q.await.unwrap(), 400, "invalid_request").await;
+    assert_eq!(body["error"]["details"]["field"], "district_id");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn optional_json_accepts_an_empty_body() {
+    let server = TestServer::start(test_limits()).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/items/5/cancel", server.base);
+    let r = client.post(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"id": 5, "reason": null})
+    );
+    let r = client
+        .post(&url)
+        .json(&json!({"reason": "moved"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["reason"], "moved");
+    let r = client
+        .post(&url)
+        .json(&json!({"why": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let body = check_error(r, 400, "invalid_request").await;
+    assert_eq!(body["error"]["details"]["field"], "why");
+    let r = client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("x")
+        .send();
+    check_error(r.await.unwrap(), 415, "unsupported_media_type").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let server = TestServer::start(test_limits()).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/healthz", server.base);
+    let r = client
+        .get(&url)
+        .header("x-request-id", "client-id-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "client-id-42");
+    let r = client.get(&url).send().await.unwrap();
+    let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(generated.len(), 32);
+    let long = "a".repeat(65);
+    let r = client
+        .get(&url)
+        .header("x-request-id", long.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.headers()["x-request-id"], long.as_str());
+    // Errors echo it in the body too.
+    let r = client
+        .get(format!("{}/nope", server.base))
+        .header("x-request-id", "abc")
+        .send();
+    let body = check_error(r.await.unwrap(), 404, "not_found").await;
+    assert_eq!(body["error"]["request_id"], "abc");
+    // An error built in a spawned task (outside the request scope) still carries the id.
+    let r = client
+        .get(format!("{}/spawned-error", server.base))
+        .header("x-request-id", "sp1");
+    let body = check_error(r.send().await.unwrap(), 409, "pool_full").await;
+    assert_eq!(body["error"]["request_id"], "sp1");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_panic_becomes_500_internal() {
+    let server = TestServer::start(test_limits()).await;
+    let r = reqwest::get(format!("{}/panic", server.base))
+        .await
+        .unwrap();
+    let body = check_error(r, 500, "internal").await;
+    assert!(!body.to_string().contains("boom"));
+    // The server still serves.
+    let r = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_handler_is_answered_503_overloaded() {
+    let limits = ServerLimits {
+        request_timeout: Duration::from_secs(1),
+        ..test_limits()
+    };
+    let server = TestServer::start(limits).await;
+    let r = reqwest::get(format!("{}/slow?ms=10000", server.base))
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body = check_error(r, 503, "overloaded").await;
+    assert_eq!(body["error"]["details"]["retry_after_s"], 1);
+    server.stop().await;
+}
+
+/// Read until the peer closes; true if it closed (EOF or reset) before `WAIT_MAX`.
+async fn closed_by_peer(stream: &mut TcpStream) -> (bool, Vec<u8>) {
+    let mut seen = Vec::new();
+    let result = tokio::time::timeout(WAIT_MAX, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    (result.is_ok(), seen)
+}
+
+#[tokio::test]
+async fn a_stalled_request_head_is_closed() {
+    let server = TestServer::start(test_limits()).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x")
+        .await
+        .unwrap();
+    let (closed, seen) = closed_by_peer(&mut stream).await;
+    assert!(closed, "connection with a stalled head stayed open");
+    assert!(seen.is_empty(), "no response is written for a stalled head");
+
+    // A kept-alive connection that starts a second head and stalls is closed too.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    stream.write_all(b"GET /heal").await.unwrap();
+    let (closed, seen) = closed_by_peer(&mut stream).await;
+    assert!(closed && seen.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_keepalive_connection_is_closed() {
+    let limits = ServerLimits {
+        keepalive_idle: Duration::from_secs(1),
+        ..test_limits()
+    };
+    let server = TestServer::start(limits).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (closed, seen) = closed_by_peer(&mut stream).await;
+    assert!(closed);
+    assert!(
+        seen.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    server.stop().await;
+}
+
+async fn get_on(stream: &mut TcpStream, path: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT_MAX, stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn over_the_connection_cap_is_a_fast_503() {
+    let limits = ServerLimits {
+        connections_max: 4,
+        ..test_limits()
+    };
+    let limits = ServerLimits {
+        header_read_timeout: Duration::from_secs(10),
+        ..limits
+    };
+    let server = TestServer::start(limits).await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        assert!(get_on(&mut s, "/healthz").await.starts_with("HTTP/1.1 200"));
+        held.push(s);
+    }
+    for _ in 0..3 {
+        let mut extra = TcpStream::connect(server.addr).await.unwrap();
+        let answer = get_on(&mut extra, "/healthz").await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("retry-after: 1"), "{answer}");
+        assert!(answer.contains("\"code\":\"overloaded\""), "{answer}");
+        assert!(answer.contains("\"retry_after_s\":1"), "{answer}");
+        let (closed, _) = closed_by_peer(&mut extra).await;
+        assert!(closed);
+    }
+    // The held connections are still served.
+    assert!(get_on(&mut held[0], "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    // Closing one frees its place (once the server has seen the close).
+    drop(held.pop());
+    let mut served = false;
+    for _ in 0..100 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        if get_on(&mut s, "/healthz").await.starts_with("HTTP/1.1 200") {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "a freed place was never reused");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_the_request_in_flight() {
+    let server = TestServer::start(test_limits()).await;
+    let url = format!("{}/slow?ms=1000", server.base);
+    let entered = server.state.slow_entered.clone();
+    let entered_wait = entered.notified();
+    let in_flight = tokio::spawn(async move { reqwest::get(url).await });
+    tokio::time::timeout(WAIT_MAX, entered_wait).await.unwrap();
+    let addr = server.addr;
+    server.stop().await;
+    let r = in_flight.await.unwrap().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["slept_ms"], 1000);
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_openapi() {
+    let server = TestServer::start(test_limits()).await;
+    let b = &server.base;
+    let r = reqwest::get(format!("{b}/healthz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+
+    let r = reqwest::get(format!("{b}/readyz")).await.unwrap();
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body = check_error(r, 503, "not_ready").await;
+    assert_eq!(body["error"]["details"]["reason"], "starting");
+    server.readiness.set_ready();
+    let r = reqwest::get(format!("{b}/readyz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ready"}));
+    server.readiness.set_not_ready("store unreachable");
+    let r = reqwest::get(format!("{b}/readyz")).await.unwrap();
+    let body = check_error(r, 503, "not_ready").await;
+    assert_eq!(body["error"]["details"]["reason"], "store unreachable");
+
+    let _ = reqwest::get(format!("{b}/no/such/path/12345"))
+        .await
+        .unwrap();
+    let text = reqwest::get(format!("{b}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("kataar_http_requests_total{"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("kataar_http_requests_total")
+                && l.contains("route=\"/healthz\"")
+                && l.contains("status=\"200\"")),
+        "{text}"
+    );
+    assert!(text.contains("route=\"unmatched\""), "{text}");
+    assert!(!text.contains("12345"), "raw paths must not be labels");
+    assert!(
+        text.contains("kataar_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+
+    let r = reqwest::get(format!("{b}/openapi.json")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/healthz"]["get"].is_object());
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_413() {
+    let server = TestServer::start(test_limits()).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = "POST /echo HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+                transfer-encoding: chunked\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("800\r\n{}\r\n", " ".repeat(0x800));
+    stream.write_all(chunk.as_bytes()).await.unwrap();
+    stream.write_all(b"0\r\n\r\n").await.unwrap();
+    let (_, seen) = closed_by_peer_or_answer(&mut stream).await;
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("payload_too_large"), "{text}");
+    server.stop().await;
+}
+
+/// Read one response (until the body's JSON closes or the peer closes).
+async fn closed_by_peer_or_answer(stream: &mut TcpStream) -> (bool, Vec<u8>) {
+    let mut seen = Vec::new();
+    let result = tokio::time::timeout(WAIT_MAX, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    seen.extend_from_slice(&buf[..n]);
+                    if seen.ends_with(b"}}") {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    (result.is_ok(), seen)
+}
