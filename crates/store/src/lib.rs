@@ -11,6 +11,7 @@
 //!   epoch fencing, in-doubt commits resolved by read-back.
 //! - [`migrations`]: embedded, ordered schema migrations for both backends.
 //! - [`metrics`]: the `kataar_store_*` metric names and buckets.
+//! - `fixtures` (hidden): synthetic drive data for tests, benches and the tools.
 //! - [`error`]: [`StoreError`]; messages carry no SQL, values or secrets.
 //!
 //! The crate owns the database schema and everything that writes or reads it. It must never
@@ -20,6 +21,8 @@
 
 mod codec;
 pub mod error;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod metrics;
 pub mod migrations;
 mod plan;
@@ -35,3 +38,18 @@ pub use store::Store;
 pub use writer::{
     CommitError, CommitTicket, SubmitError, Writer, WriterConfig, WriterHandle, WriterPositions,
 };
+
+use std::sync::Arc;
+
+/// Opens the store named by `target`: a `postgres://` or `postgresql://` URL opens a
+/// [`PgStore`] with default [`PgOptions`] (migrations applied); anything else is a path to a
+/// [`SqliteStore`] file (created and migrated if needed).
+pub async fn open(target: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+        Ok(Arc::new(
+            PgStore::connect(target, PgOptions::default()).await?,
+        ))
+    } else {
+        Ok(Arc::new(SqliteStore::open(target).await?))
+    }
+}

@@ -676,9 +676,17 @@ async fn write_batch(
     .await?;
     match tx.commit().await {
         Ok(()) => Ok(()),
-        // The server answered: the transaction was rolled back.
-        Err(e) if e.as_db_error().is_some() => Err(from_pg(&e)),
-        // No answer: the COMMIT may have been applied.
+        // The server refused the COMMIT (deferred constraint, serialization): rolled back.
+        Err(e)
+            if e.as_db_error().is_some_and(|db| {
+                let code = db.code().code();
+                code.starts_with("23") || code.starts_with("40")
+            }) =>
+        {
+            Err(from_pg(&e))
+        }
+        // No answer, or the session was ended around it (e.g. terminated while waiting for a
+        // synchronous standby, when the commit is already durable locally): in doubt.
         Err(_) => Err(StoreError::InDoubt),
     }
 }
@@ -1065,7 +1073,12 @@ impl Store for PgStore {
         if !matches!(result, Err(StoreError::InDoubt)) {
             self.set_in_flight(batch_id, None);
         }
-        if result.is_err() && conn.client.is_closed() {
+        // After anything but a clean refusal, start the next batch on a new connection
+        // (the old one may be terminated or mid-way through a lost transaction).
+        if matches!(
+            result,
+            Err(StoreError::Unavailable(_) | StoreError::InDoubt | StoreError::Timeout)
+        ) {
             *guard = None;
         }
         result
