@@ -417,7 +417,8 @@ impl Iterator for ShapePlan {
             }
             let duration_s = self.duration_ms as f64 / 1000.0;
             self.acc += self.shape.rate_at(self.ms as f64 / 1000.0, duration_s) / 1000.0;
-            let n = self.acc.floor();
+            // A tiny epsilon so that rate * duration requests come out despite float rounding.
+            let n = (self.acc + 1e-9).floor();
             self.acc -= n;
             if n >= 1.0 {
                 self.pending_n = n as u64;

@@ -23,14 +23,14 @@ const P: [[u8; 10]; 8] = [
     [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
     [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
     [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
-    [9, 4, 5, 3, 1, 0, 2, 8, 7, 6],
-    [4, 2, 8, 6, 5, 7, 0, 9, 3, 1],
+    [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
+    [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
     [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
-    [7, 0, 4, 1, 3, 5, 8, 2, 6, 9],
+    [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
 ];
 
 /// The inverse table.
-const INV: [u8; 10] = [0, 4, 3, 2, 1, 5, 9, 8, 7, 6];
+const INV: [u8; 10] = [0, 4, 3, 2, 1, 5, 6, 7, 8, 9];
 
 /// Digits of an ASCII string, or `None` if any character is not a digit.
 fn digits(s: &str) -> Option<Vec<u8>> {
@@ -95,5 +95,8 @@ mod tests {
         assert_eq!(check_digit("142857"), Some(0));
         assert!(is_valid("2363"));
         assert!(!is_valid("2364"));
+        // A published Aadhaar-format example with a valid check digit.
+        assert!(is_valid_aadhaar("499118665246"));
+        assert!(!is_valid_aadhaar("499118665247"));
     }
 }
