@@ -1,0 +1,197 @@
+//! Making engine decisions durable before answering, and the idempotency protocol.
+//!
+//! A prepared operation's events go to the group-commit writer; a spawned task awaits the
+//! commit and finishes the operation in the engine (applying its frees or undoing its takes),
+//! so the outcome is applied even if the client disconnects and hyper drops the handler. The
+//! handler waits for that task up to `commit_wait` and answers success only after the commit.
+
+use crate::errors::STORE_RETRY_AFTER_S;
+use crate::state::AppState;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use kataar_api::ApiError;
+use kataar_domain::limits::IDEMPOTENCY_KEY_BYTES_MAX;
+use kataar_domain::{AccountId, Event, IdempotencyRecord};
+use kataar_inventory::{IdemBegin, Inventory, Prepared};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// How often a request whose idempotency key is in progress looks again, in milliseconds.
+pub const IDEM_POLL_MS: u64 = 5;
+
+/// Commits a prepared operation and returns its value once durable.
+pub async fn commit<T: Send + 'static>(state: &AppState, prepared: Prepared<T>) -> Result<T, ApiError> {
+    commit_then(state, prepared, |_, _, _| {}).await
+}
+
+/// Like [`commit`], running `after(inventory, committed, &value)` in the commit task once the
+/// outcome is known (also when the handler has gone).
+pub async fn commit_then<T, F>(state: &AppState, prepared: Prepared<T>, after: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Inventory, bool, &T) + Send + 'static,
+{
+    let Prepared {
+        value,
+        events,
+        finisher,
+    } = prepared;
+    if events.is_empty() {
+        state.inv.finish(finisher, true);
+        after(&state.inv, true, &value);
+        return Ok(value);
+    }
+    let ticket = match state.writer.submit(events) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "store writer refused a submission");
+            state.inv.finish(finisher, false);
+            after(&state.inv, false, &value);
+            return Err(ApiError::store_unavailable(STORE_RETRY_AFTER_S));
+        }
+    };
+    let inv = state.inv.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let outcome = ticket.await;
+        let committed = outcome.is_ok();
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "batch not committed; in-memory effect undone");
+        }
+        inv.finish(finisher, committed);
+        after(&inv, committed, &value);
+        let _ = tx.send((committed, value));
+    });
+    match tokio::time::timeout(state.commit_wait, rx).await {
+        Ok(Ok((true, value))) => Ok(value),
+        _ => Err(ApiError::store_unavailable(STORE_RETRY_AFTER_S)),
+    }
+}
+
+/// Reads and checks the `Idempotency-Key` header.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Err(ApiError::idempotency_key_required());
+    };
+    let bytes = value.as_bytes();
+    let printable = bytes.iter().all(|b| (0x21..=0x7e).contains(b));
+    if bytes.is_empty() || bytes.len() > IDEMPOTENCY_KEY_BYTES_MAX || !printable {
+        return Err(ApiError::invalid_request(
+            "Idempotency-Key",
+            format!("Idempotency-Key must be 1-{IDEMPOTENCY_KEY_BYTES_MAX} printable ASCII characters"),
+        ));
+    }
+    Ok(String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// Hex SHA-256 of what identifies a request: method, path and body.
+pub fn request_hash(method_path: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method_path.as_bytes());
+    h.update([0u8]);
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+fn replay(record: &IdempotencyRecord) -> Response {
+    let status = StatusCode::from_u16(record.status).unwrap_or(StatusCode::OK);
+    let mut resp = (status, axum::Json(record.response.clone())).into_response();
+    resp.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    resp
+}
+
+/// Runs a citizen write under its idempotency key: a replay answers the original status and
+/// body; another request under the same key is `422`; a fresh key runs `op`, whose success is
+/// recorded in the same batch as its events and whose refusal is remembered in memory.
+pub async fn idempotent<F>(
+    state: &AppState,
+    account: AccountId,
+    headers: &HeaderMap,
+    method_path: &str,
+    body: &[u8],
+    status: StatusCode,
+    op: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce() -> Result<Prepared<serde_json::Value>, ApiError>,
+{
+    let key = idempotency_key(headers)?;
+    let hash = request_hash(method_path, body);
+    let deadline = tokio::time::Instant::now() + state.commit_wait;
+    loop {
+        match state.inv.idem_begin(account, &key, &hash) {
+            IdemBegin::Fresh => break,
+            IdemBegin::Replay(r) => return Ok(replay(&r)),
+            IdemBegin::Mismatch => return Err(ApiError::idempotency_key_mismatch()),
+            IdemBegin::InProgress => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(ApiError::store_unavailable(STORE_RETRY_AFTER_S));
+                }
+                tokio::time::sleep(Duration::from_millis(IDEM_POLL_MS)).await;
+            }
+        }
+    }
+    let now = state.now();
+    let mut prepared = match op() {
+        Ok(p) => p,
+        Err(e) => {
+            let transient = matches!(e.status.as_u16(), 429 | 500 | 503);
+            if transient {
+                state.inv.idem_abandon(account, &key);
+            } else {
+                let request_id = kataar_api::RequestId::current()
+                    .map(|r| r.as_str().to_string())
+                    .unwrap_or_default();
+                let body = serde_json::to_value(e.body(&request_id)).unwrap_or_default();
+                state.inv.idem_complete(IdempotencyRecord {
+                    account_id: account,
+                    key,
+                    request_hash: hash,
+                    status: e.status.as_u16(),
+                    response: body,
+                    created_at: now,
+                });
+            }
+            return Err(e);
+        }
+    };
+    let record = IdempotencyRecord {
+        account_id: account,
+        key: key.clone(),
+        request_hash: hash,
+        status: status.as_u16(),
+        response: prepared.value.clone(),
+        created_at: now,
+    };
+    prepared.events.push(Event::IdempotencyRecorded(record.clone()));
+    let value = commit_then(state, prepared, move |inv, committed, _| {
+        if committed {
+            inv.idem_complete(record);
+        } else {
+            inv.idem_abandon(account, &key);
+        }
+    })
+    .await?;
+    Ok((status, axum::Json(value)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_key_bounds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(idempotency_key(&h).map_err(|e| e.code), Err("idempotency_key_required"));
+        h.insert("idempotency-key", HeaderValue::from_static("abc-123"));
+        assert_eq!(idempotency_key(&h).ok().as_deref(), Some("abc-123"));
+        let long = "k".repeat(IDEMPOTENCY_KEY_BYTES_MAX);
+        h.insert("idempotency-key", HeaderValue::from_str(&long).unwrap_or(HeaderValue::from_static("x")));
+        assert!(idempotency_key(&h).is_ok());
+        let longer = "k".repeat(IDEMPOTENCY_KEY_BYTES_MAX + 1);
+        h.insert("idempotency-key", HeaderValue::from_str(&longer).unwrap_or(HeaderValue::from_static("x")));
+        assert_eq!(idempotency_key(&h).map_err(|e| e.code), Err("invalid_request"));
+        assert_ne!(request_hash("POST /a", b"{}"), request_hash("POST /a", b"{ }"));
+    }
+}

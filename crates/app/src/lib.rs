@@ -1,0 +1,25 @@
+//! kataar-app: the application — what a request does once it is admitted.
+//!
+//! # Layout
+//!
+//! - [`state`]: [`AppState`], everything a handler needs (engine, writer, identity, clock).
+//! - [`durable`]: runs a prepared engine operation to its commit, shielded from client
+//!   disconnects, and the idempotency protocol around citizen writes.
+//! - [`auth`]: the citizen (JWT) and operator (`kop_` key) extractors.
+//! - [`errors`]: the one mapping from engine refusals to the API catalogue.
+//! - [`v1`]: the v1 handlers: public reads, citizens, operators.
+//! - [`demo`]: the demo drive (`--demo`).
+//! - [`startup`]: opening the store, rebuilding the engine, starting the writer.
+//!
+//! **API Boundary:** the v1 JSON shapes are rendered here and nowhere else. Handlers are thin:
+//! parse, authorise, call the engine, make it durable, render. No handler decides a booking.
+
+pub mod auth;
+pub mod demo;
+pub mod durable;
+pub mod errors;
+pub mod startup;
+pub mod state;
+pub mod v1;
+
+pub use state::AppState;

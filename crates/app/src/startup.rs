@@ -1,0 +1,155 @@
+//! Start-up: open the store, rebuild the engine from it, start the writer, load secrets and
+//! the identity services, and (with `--demo`) publish the demo drive into an empty store.
+
+use crate::state::{AppState, Inner, SystemClock};
+use anyhow::Context;
+use kataar_api::Config;
+use kataar_domain::BatchId;
+use kataar_identity::{
+    OtpConfig, OtpDispatcher, OtpManager, OtpSenderSpec, PersonKeyer, SecretOverrides, Secrets,
+    TokenSigner,
+};
+use kataar_inventory::Inventory;
+use kataar_store::{PgOptions, PgStore, SqliteStore, Store, Writer, WriterConfig};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// File name of the embedded store inside `data_dir`.
+pub const SQLITE_FILE: &str = "kataar.sqlite3";
+
+/// OTP messages waiting for delivery. Beyond it new OTP messages are dropped and counted
+/// (`kataar_otp_dropped_total`); the request itself still succeeds.
+pub const OTP_QUEUE_MAX: usize = 10_000;
+
+/// Extra time a handler waits for a commit beyond the commit deadline, in milliseconds (the
+/// in-doubt read-back needs a moment).
+pub const COMMIT_WAIT_SLACK_MS: u64 = 2_000;
+
+/// Seconds between housekeeping passes (expired OTPs, idempotency records, holds).
+pub const HOUSEKEEPING_EVERY_S: u64 = 30;
+
+/// A running application core.
+pub struct Started {
+    /// The shared state for handlers.
+    pub state: AppState,
+    /// The writer task (ends after `writer.shutdown()` once the queue is drained).
+    pub writer_join: JoinHandle<()>,
+    /// How long the rebuild took.
+    pub recovery: Duration,
+}
+
+/// Opens the store the configuration names.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    match &config.database_url {
+        Some(url) => {
+            let options = PgOptions {
+                pool_size_max: usize::try_from(config.pg_pool_size_max).unwrap_or(8),
+                migrate: config.migrate,
+                ..PgOptions::default()
+            };
+            let store = PgStore::connect(url, options)
+                .await
+                .context("cannot open the PostgreSQL store")?;
+            Ok(Arc::new(store))
+        }
+        None => {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("cannot create data_dir {}", config.data_dir.display())
+            })?;
+            let store = SqliteStore::open(config.data_dir.join(SQLITE_FILE))
+                .await
+                .context("cannot open the embedded store")?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Starts everything below the HTTP layer.
+pub async fn start(config: &Config) -> anyhow::Result<Started> {
+    let store = open_store(config).await?;
+    let began = Instant::now();
+    let snapshot = store.load().await.context("cannot load the store")?;
+    let first_batch = BatchId(snapshot.batch_id_max + 1);
+    let inv = Inventory::from_snapshot(snapshot)
+        .map_err(|e| anyhow::anyhow!("the store holds inconsistent data: {e}"))?;
+    let recovery = began.elapsed();
+    tracing::info!(
+        pools = inv.pools_len(),
+        bookings = inv.bookings_len(),
+        recovery_ms = recovery.as_millis() as u64,
+        "inventory rebuilt from the store"
+    );
+    let epoch = store.acquire_epoch().await.context("cannot take the writer epoch")?;
+    let writer_cfg = WriterConfig {
+        batch_events_max: usize::try_from(config.batch_events_max).unwrap_or(512),
+        queue_events_max: usize::try_from(config.writer_queue_events_max).unwrap_or(65_536),
+        commit_timeout: Duration::from_millis(u64::from(config.commit_timeout_ms)),
+    };
+    let commit_wait = writer_cfg.commit_timeout + Duration::from_millis(COMMIT_WAIT_SLACK_MS);
+    let (writer, writer_join) = Writer::spawn(store.clone(), writer_cfg, epoch, first_batch);
+
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    let (secrets, generated) = Secrets::load_or_generate(
+        &config.data_dir,
+        SecretOverrides {
+            token_key: config.token_secret.clone(),
+            person_key: config.person_key_secret.clone(),
+            otp_key: config.otp_secret.clone(),
+        },
+    )
+    .context("cannot load the secrets")?;
+    for name in generated {
+        tracing::warn!(
+            secret = %name,
+            data_dir = %config.data_dir.display(),
+            "secret not configured; generated one into the data directory"
+        );
+    }
+    let spec = OtpSenderSpec::parse(config.otp_sender_effective())
+        .context("otp_sender is not valid")?;
+    let otp_sender = OtpDispatcher::spawn(spec, OTP_QUEUE_MAX).context("cannot start the OTP sender")?;
+    let tz: chrono_tz::Tz = config
+        .timezone
+        .parse()
+        .map_err(|_| anyhow::anyhow!("timezone is not a known IANA zone"))?;
+    let state = AppState(Arc::new(Inner {
+        inv: Arc::new(inv),
+        store,
+        writer,
+        otp: Arc::new(OtpManager::new(OtpConfig::defaults(), &secrets.otp_key)),
+        otp_sender,
+        tokens: TokenSigner::new(
+            &secrets.token_key,
+            Duration::from_secs(u64::from(config.token_ttl_s)),
+        ),
+        keyer: PersonKeyer::new(&secrets.person_key),
+        tz,
+        commit_wait,
+        clock: Arc::new(SystemClock),
+    }));
+    spawn_housekeeping(state.clone());
+    Ok(Started {
+        state,
+        writer_join,
+        recovery,
+    })
+}
+
+fn spawn_housekeeping(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(HOUSEKEEPING_EVERY_S));
+        loop {
+            tick.tick().await;
+            state.otp.purge(Instant::now());
+            let ttl = i64::try_from(kataar_domain::limits::IDEMPOTENCY_TTL_S).unwrap_or(i64::MAX);
+            let cutoff = state.now() - chrono::Duration::seconds(ttl);
+            state.inv.idem_purge(cutoff);
+            state.inv.expire_holds(state.now());
+            if let Err(e) = state.store.prune_idempotency(cutoff).await {
+                tracing::warn!(error = %e, "pruning idempotency records failed");
+            }
+        }
+    });
+}

@@ -1,0 +1,73 @@
+//! [`AppState`]: shared by every handler, cheap to clone.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use kataar_identity::{OtpDispatcher, OtpManager, PersonKeyer, TokenSigner};
+use kataar_inventory::Inventory;
+use kataar_store::{Store, WriterHandle};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A source of the current instant (injected so tests can move time).
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Everything a handler needs.
+pub struct Inner {
+    /// The in-memory engine.
+    pub inv: Arc<Inventory>,
+    /// The durable store (reads that are not kept in memory: audit log, operator keys).
+    pub store: Arc<dyn Store>,
+    /// The group-commit writer.
+    pub writer: WriterHandle,
+    /// OTP transactions.
+    pub otp: Arc<OtpManager>,
+    /// OTP delivery (never on the request path).
+    pub otp_sender: OtpDispatcher,
+    /// Citizen tokens.
+    pub tokens: TokenSigner,
+    /// Photo-ID → person key.
+    pub keyer: PersonKeyer,
+    /// The drive's time zone (calendar days).
+    pub tz: Tz,
+    /// How long a handler waits for its commit before answering `503 store_unavailable`
+    /// (the commit itself goes on and its effect is applied whenever it ends).
+    pub commit_wait: Duration,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Shared application state.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Today in the drive's time zone.
+    pub fn today(&self) -> NaiveDate {
+        self.now().with_timezone(&self.tz).date_naive()
+    }
+}
