@@ -47,6 +47,11 @@ fn manual(config: AdmissionConfig) -> (Admission, ManualClock) {
     (admission, clock)
 }
 
+/// Admitted and finished at once (the request's work is not what these tests look at).
+fn drop_permit(permit: Permit) {
+    drop(permit);
+}
+
 fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
     let mut cx = Context::from_waker(Waker::noop());
     fut.poll(&mut cx)
@@ -100,7 +105,7 @@ fn a_noisy_client_is_limited_alone() {
     let (admission, _) = manual(config);
     let noisy = ip(1);
     for _ in 0..3 {
-        admission.try_admit(Lane::Browse, noisy, None).unwrap();
+        drop_permit(admission.try_admit(Lane::Browse, noisy, None).unwrap());
     }
     for _ in 0..10 {
         let refusal = admission.try_admit(Lane::Browse, noisy, None).unwrap_err();
@@ -111,7 +116,7 @@ fn a_noisy_client_is_limited_alone() {
     // Its limit spans lanes; everyone else is untouched.
     assert!(admission.try_admit(Lane::Booking, noisy, None).is_err());
     for other in 2..20 {
-        admission.try_admit(Lane::Browse, ip(other), None).unwrap();
+        drop_permit(admission.try_admit(Lane::Browse, ip(other), None).unwrap());
     }
 }
 
@@ -126,10 +131,10 @@ fn ipv6_clients_share_their_slash_64() {
     let a: IpAddr = "2001:db8:0:1::1".parse().unwrap();
     let b: IpAddr = "2001:db8:0:1::ffff".parse().unwrap();
     let c: IpAddr = "2001:db8:0:2::1".parse().unwrap();
-    admission.try_admit(Lane::Browse, a, None).unwrap();
-    admission.try_admit(Lane::Browse, b, None).unwrap();
+    drop_permit(admission.try_admit(Lane::Browse, a, None).unwrap());
+    drop_permit(admission.try_admit(Lane::Browse, b, None).unwrap());
     assert!(admission.try_admit(Lane::Browse, b, None).is_err());
-    admission.try_admit(Lane::Browse, c, None).unwrap();
+    drop_permit(admission.try_admit(Lane::Browse, c, None).unwrap());
 }
 
 #[test]
@@ -140,14 +145,14 @@ fn a_noisy_account_is_limited_alone() {
         ..base()
     };
     let (admission, _) = manual(config);
-    admission.try_admit(Lane::Booking, ip(1), Some(7)).unwrap();
-    admission.try_admit(Lane::Booking, ip(2), Some(7)).unwrap();
+    drop_permit(admission.try_admit(Lane::Booking, ip(1), Some(7)).unwrap());
+    drop_permit(admission.try_admit(Lane::Booking, ip(2), Some(7)).unwrap());
     let refusal = admission
         .try_admit(Lane::Booking, ip(3), Some(7))
         .unwrap_err();
     assert_eq!(refusal.kind, RefusalKind::TooManyRequests);
-    admission.try_admit(Lane::Booking, ip(3), Some(8)).unwrap();
-    admission.try_admit(Lane::Booking, ip(3), None).unwrap();
+    drop_permit(admission.try_admit(Lane::Booking, ip(3), Some(8)).unwrap());
+    drop_permit(admission.try_admit(Lane::Booking, ip(3), None).unwrap());
 }
 
 #[tokio::test(start_paused = true)]
@@ -177,12 +182,14 @@ async fn operators_keep_getting_in_while_bookings_are_saturated() {
             panic!("operator admission waited");
         };
         assert_eq!(result.unwrap().lane(), Lane::Operator);
-        admission
-            .try_admit(Lane::Browse, ip(100 + i), None)
-            .unwrap();
+        drop_permit(
+            admission
+                .try_admit(Lane::Browse, ip(100 + i), None)
+                .unwrap(),
+        );
     }
     for w in waiters {
-        w.await.unwrap().unwrap();
+        drop_permit(w.await.unwrap().unwrap());
     }
 }
 
@@ -238,8 +245,8 @@ async fn waits_past_the_bound_or_the_client_deadline_are_refused_at_once() {
     assert_eq!(refusal.kind, RefusalKind::Overloaded);
     assert!((3..=4).contains(&refusal.retry_after_s), "{refusal:?}");
     let started = tokio::time::Instant::now();
-    one.await.unwrap().unwrap();
-    two.await.unwrap().unwrap();
+    drop_permit(one.await.unwrap().unwrap());
+    drop_permit(two.await.unwrap().unwrap());
     // The waiters really waited for their tokens (paused clock: exact, not a timing assertion).
     assert!(started.elapsed() >= Duration::from_secs(2));
 }
@@ -261,7 +268,7 @@ async fn a_standing_queue_cuts_the_allowed_wait() {
     until_queued(&admission, Lane::Booking, 2).await;
     // 150 ms later the queue has not been empty for longer than the drain interval.
     tokio::time::sleep(Duration::from_millis(150)).await;
-    a.await.unwrap().unwrap();
+    drop_permit(a.await.unwrap().unwrap());
     assert_eq!(admission.lane_status(Lane::Booking).queued, 1);
     let fut = admission.admit(Lane::Booking, ip(3), None, None);
     let Poll::Ready(Err(refusal)) = poll_once(pin!(fut)) else {
@@ -269,7 +276,7 @@ async fn a_standing_queue_cuts_the_allowed_wait() {
     };
     assert_eq!(refusal.kind, RefusalKind::Overloaded);
     // Once the queue drains, the full bound applies again.
-    b.await.unwrap().unwrap();
+    drop_permit(b.await.unwrap().unwrap());
     assert_eq!(admission.lane_status(Lane::Booking).queued, 0);
     let permit = admission.admit(Lane::Booking, ip(4), None, None).await;
     assert!(permit.is_ok());
@@ -305,7 +312,7 @@ fn too_many_requests_retry_after_follows_the_key_rate() {
         ..base()
     };
     let (admission, clock) = manual(config);
-    admission.try_admit(Lane::Browse, ip(1), None).unwrap();
+    drop_permit(admission.try_admit(Lane::Browse, ip(1), None).unwrap());
     let refusal = admission.try_admit(Lane::Browse, ip(1), None).unwrap_err();
     assert_eq!(refusal.kind, RefusalKind::TooManyRequests);
     assert!((10..=12).contains(&refusal.retry_after_s), "{refusal:?}");
@@ -320,14 +327,14 @@ fn lane_retry_after_is_at_least_one_second_and_capped() {
         retry_after_s_max: 30,
         ..booking(1e5, 1)
     });
-    admission.try_admit(Lane::Booking, ip(1), None).unwrap();
+    drop_permit(admission.try_admit(Lane::Booking, ip(1), None).unwrap());
     let refusal = admission.try_admit(Lane::Booking, ip(1), None).unwrap_err();
     assert!((1..=2).contains(&refusal.retry_after_s), "{refusal:?}");
     let (admission, _) = manual(AdmissionConfig {
         retry_after_s_max: 30,
         ..booking(0.001, 1) // one token per 1000 s
     });
-    admission.try_admit(Lane::Booking, ip(1), None).unwrap();
+    drop_permit(admission.try_admit(Lane::Booking, ip(1), None).unwrap());
     let refusal = admission.try_admit(Lane::Booking, ip(1), None).unwrap_err();
     assert_eq!(refusal.retry_after_s, 30);
 }
@@ -345,7 +352,7 @@ fn the_in_flight_cap_bounds_admitted_work() {
     assert_eq!(refusal.kind, RefusalKind::Overloaded);
     drop(a);
     assert_eq!(admission.lane_status(Lane::Booking).in_flight, 1);
-    admission.try_admit(Lane::Booking, ip(3), None).unwrap();
+    drop_permit(admission.try_admit(Lane::Booking, ip(3), None).unwrap());
 }
 
 #[test]
@@ -357,7 +364,7 @@ fn the_breaker_refuses_bookings_only_and_probes_after_the_cool_down() {
     });
     let breaker = Arc::clone(admission.breaker());
     breaker.record_failure();
-    admission.try_admit(Lane::Booking, ip(1), None).unwrap();
+    drop_permit(admission.try_admit(Lane::Booking, ip(1), None).unwrap());
     breaker.record_failure();
     assert_eq!(breaker.state(), BreakerState::Open);
     let refusal = admission.try_admit(Lane::Booking, ip(1), None).unwrap_err();
@@ -366,7 +373,7 @@ fn the_breaker_refuses_bookings_only_and_probes_after_the_cool_down() {
     assert!((1..=2).contains(&refusal.retry_after_s), "{refusal:?}");
     // Reads, logins and operators do not touch the store's breaker.
     for lane in [Lane::Browse, Lane::Auth, Lane::Operator] {
-        admission.try_admit(lane, ip(1), None).unwrap();
+        drop_permit(admission.try_admit(lane, ip(1), None).unwrap());
     }
     clock.advance(Duration::from_millis(1000));
     let probe = admission.try_admit(Lane::Booking, ip(2), None).unwrap();
@@ -395,7 +402,7 @@ fn keyed_state_is_bounded_at_keyed_entries_max() {
     });
     for i in 0..100u8 {
         // Every new address is admitted; only the first ten are remembered.
-        admission.try_admit(Lane::Browse, ip(i), None).unwrap();
+        drop_permit(admission.try_admit(Lane::Browse, ip(i), None).unwrap());
     }
     assert_eq!(admission.keyed_entries().0, 10);
     // Tracked addresses keep their limit at the bound; untracked ones are judged fresh.
@@ -405,7 +412,7 @@ fn keyed_state_is_bounded_at_keyed_entries_max() {
     clock.advance(Duration::from_secs(5));
     admission.housekeeping();
     assert_eq!(admission.keyed_entries().0, 0);
-    admission.try_admit(Lane::Browse, ip(50), None).unwrap();
+    drop_permit(admission.try_admit(Lane::Browse, ip(50), None).unwrap());
     assert!(admission.try_admit(Lane::Browse, ip(50), None).is_err());
     assert_eq!(admission.keyed_entries().0, 1);
 }
@@ -420,9 +427,11 @@ async fn spawned_housekeeping_empties_idle_keys_and_stops_with_admission() {
     let admission = Arc::new(Admission::with_clock(config, Clock::tokio()).unwrap());
     let task = admission.spawn_housekeeping(Duration::from_millis(500));
     for i in 0..50u8 {
-        admission
-            .try_admit(Lane::Browse, ip(i), Some(u64::from(i)))
-            .unwrap();
+        drop_permit(
+            admission
+                .try_admit(Lane::Browse, ip(i), Some(u64::from(i)))
+                .unwrap(),
+        );
     }
     assert_eq!(admission.keyed_entries(), (50, 50));
     tokio::time::sleep(Duration::from_millis(1200)).await;
