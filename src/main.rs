@@ -1,2 +1,275 @@
-//! The `kataar` binary.
-fn main() {}
+//! The `kataar` binary: command-line parsing, configuration, logging and process wiring.
+//!
+//! `kataar serve` loads the configuration (flag > `KATAAR_*` env > `--config` file > default),
+//! binds, prints exactly one line to stdout (`kataar listening on http://ADDR`, the real bound
+//! address) and serves until SIGTERM or SIGINT, then drains within `shutdown_grace_s` and exits 0.
+//! Exit codes: 0 ok, 2 bad usage or configuration (the message names the key), 1 anything else.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kataar_api::{Config, ConfigOverrides, LogFormat};
+
+/// Exit code for bad usage or configuration.
+const EXIT_USAGE: u8 = 2;
+/// Exit code for any other failure.
+const EXIT_FAILURE: u8 = 1;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kataar",
+    version,
+    about = "Slot-booking engine for public drives"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve(Box<ServeArgs>),
+    /// Apply the PostgreSQL migrations and exit.
+    Migrate {
+        /// PostgreSQL URL (`KATAAR_DATABASE_URL`).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Operator administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Create an operator key (printed once, alone, on the first line of stdout).
+    CreateKey {
+        /// `admin` (everything) or `centre` (the listed centres).
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Centre ids for a `centre` key, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        centres: Vec<u64>,
+        /// What the key is for.
+        #[arg(long)]
+        name: Option<String>,
+        /// Configuration file (to find the store).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// PostgreSQL URL.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Data directory of the embedded store.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Role {
+    Admin,
+    Centre,
+}
+
+/// `kataar serve` flags; each maps to the config key of the same name.
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on (`listen`, default 127.0.0.1:8080; port 0 picks one).
+    #[arg(long)]
+    listen: Option<String>,
+    /// PostgreSQL URL (`database_url`); absent: the embedded store in --data-dir.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Data directory (`data_dir`, default ./kataar-data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Load the demo drive if the store is empty (`demo`).
+    #[arg(long)]
+    demo: bool,
+    /// Print the effective configuration (secrets redacted) and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Do not run migrations at start (`migrate = false`).
+    #[arg(long)]
+    no_migrate: bool,
+    /// OTP sender: log, file:PATH or webhook:URL (`otp_sender`).
+    #[arg(long)]
+    otp_sender: Option<String>,
+    /// Seconds for a request head to arrive (`header_read_timeout_s`, 10).
+    #[arg(long)]
+    header_read_timeout_s: Option<u32>,
+    /// Seconds for a handler to answer (`request_timeout_s`, 30).
+    #[arg(long)]
+    request_timeout_s: Option<u32>,
+    /// Seconds an idle keep-alive connection is kept (`keepalive_idle_s`, 60).
+    #[arg(long)]
+    keepalive_idle_s: Option<u32>,
+    /// Largest request body (`body_bytes_max`, 65536).
+    #[arg(long)]
+    body_bytes_max: Option<u32>,
+    /// Connections served at once (`connections_max`, 20000).
+    #[arg(long)]
+    connections_max: Option<u32>,
+    /// Seconds to drain at shutdown (`shutdown_grace_s`, 20).
+    #[arg(long)]
+    shutdown_grace_s: Option<u32>,
+    /// Separate address for /metrics (`metrics_listen`).
+    #[arg(long)]
+    metrics_listen: Option<String>,
+    /// Drive time zone (`timezone`, Asia/Kolkata).
+    #[arg(long)]
+    timezone: Option<String>,
+    /// json or text (`log_format`).
+    #[arg(long)]
+    log_format: Option<String>,
+    /// Client-address header set by a trusted proxy (`trusted_proxy_header`).
+    #[arg(long)]
+    trusted_proxy_header: Option<String>,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> ConfigOverrides {
+        ConfigOverrides {
+            listen: self.listen.clone(),
+            database_url: self.database_url.clone(),
+            data_dir: self.data_dir.clone(),
+            demo: self.demo.then_some(true),
+            migrate: self.no_migrate.then_some(false),
+            header_read_timeout_s: self.header_read_timeout_s,
+            request_timeout_s: self.request_timeout_s,
+            keepalive_idle_s: self.keepalive_idle_s,
+            body_bytes_max: self.body_bytes_max,
+            connections_max: self.connections_max,
+            shutdown_grace_s: self.shutdown_grace_s,
+            metrics_listen: self.metrics_listen.clone(),
+            otp_sender: self.otp_sender.clone(),
+            timezone: self.timezone.clone(),
+            log_format: self.log_format.clone(),
+            trusted_proxy_header: self.trusted_proxy_header.clone(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve_command(&args),
+        Command::Migrate { .. } => not_yet("kataar migrate"),
+        Command::Admin {
+            command: AdminCommand::CreateKey { .. },
+        } => not_yet("kataar admin create-key"),
+    }
+}
+
+fn not_yet(what: &str) -> ExitCode {
+    eprintln!("kataar: {what} is not available in this build yet");
+    ExitCode::from(EXIT_FAILURE)
+}
+
+fn serve_command(args: &ServeArgs) -> ExitCode {
+    let config = match Config::load(args.config.as_deref(), &args.overrides()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("kataar: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if args.print_config {
+        print!("{}", config.to_toml_redacted());
+        return ExitCode::SUCCESS;
+    }
+    init_logging(config.log_format);
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "kataar serve failed");
+            eprintln!("kataar: {err:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Logs go to stderr; the level comes from `KATAAR_LOG`, else `RUST_LOG`, else `info`.
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("KATAAR_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .and_then(|spec| EnvFilter::try_new(spec).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    match kataar_api::raise_nofile_limit() {
+        Ok((before, after)) => tracing::info!(before, after, "open-file limit"),
+        Err(err) => tracing::warn!(error = %err, "could not raise the open-file limit"),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve_async(config))
+}
+
+async fn serve_async(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
+    let limits = config.server_limits();
+    let (listener, metrics_listener) = kataar_api::bind(&config)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let readiness = kataar_api::Readiness::new();
+    let doc = kataar_api::openapi_base();
+    let ops = kataar_api::Ops::new(
+        readiness.clone(),
+        kataar_api::init_metrics(),
+        metrics_listener.is_none(),
+        &doc,
+    );
+    let app = kataar_api::build_app(axum::Router::new(), (), &ops, &limits);
+    if let Some(m) = &metrics_listener {
+        tracing::info!(addr = %m.local_addr()?, "metrics listening");
+    }
+    // Nothing to load yet: ready as soon as we listen.
+    readiness.set_ready();
+    tracing::info!(%addr, otp_sender = config.otp_sender_effective(), "listening");
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "kataar listening on http://{addr}").context("writing to stdout")?;
+        stdout.flush().context("flushing stdout")?;
+    }
+    kataar_api::run_server(listener, metrics_listener, app, &ops, limits, shutdown)
+        .await
+        .context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    })
+}

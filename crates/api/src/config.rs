@@ -340,8 +340,24 @@ impl Config {
 
     /// The effective configuration as TOML, secrets redacted (for `--print-config`).
     pub fn to_toml_redacted(&self) -> String {
-        toml::to_string(&self.redacted())
-            .unwrap_or_else(|e| format!("# configuration could not be rendered: {e}\n"))
+        let mut text = toml::to_string(&self.redacted())
+            .unwrap_or_else(|e| format!("# configuration could not be rendered: {e}\n"));
+        let unset: Vec<&str> = [
+            ("database_url", self.database_url.is_none()),
+            ("metrics_listen", self.metrics_listen.is_none()),
+            ("otp_sender", self.otp_sender.is_none()),
+            ("token_secret", self.token_secret.is_none()),
+            ("person_key_secret", self.person_key_secret.is_none()),
+            ("otp_secret", self.otp_secret.is_none()),
+            ("trusted_proxy_header", self.trusted_proxy_header.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(key, is_unset)| is_unset.then_some(key))
+        .collect();
+        if !unset.is_empty() {
+            text = format!("# unset: {}\n{text}", unset.join(", "));
+        }
+        text
     }
 }
 
@@ -376,31 +392,29 @@ fn describe_figment_error(error: figment::Error) -> String {
     let mut parts = Vec::new();
     for e in error {
         let key = e.path.join(".");
-        let source = e
-            .metadata
-            .as_ref()
-            .map(|m| m.interpolate(&e.profile.clone().unwrap_or_default(), &e.path))
-            .unwrap_or_default();
+        let from = match &e.metadata {
+            Some(m) if m.name.contains("environment") && !key.is_empty() => {
+                format!(
+                    " (from environment variable {ENV_PREFIX}{})",
+                    env_name(&key)
+                )
+            }
+            Some(m) => format!(" (from {})", m.name),
+            None => String::new(),
+        };
         let key = if key.is_empty() {
             String::new()
         } else {
             format!("key `{key}`: ")
-        };
-        let from = match &e.metadata {
-            Some(m) => format!(" (from {}{})", m.name, source_suffix(&source)),
-            None => String::new(),
         };
         parts.push(format!("{key}{}{from}", e.kind));
     }
     parts.join("; ")
 }
 
-fn source_suffix(interpolated: &str) -> String {
-    if interpolated.is_empty() {
-        String::new()
-    } else {
-        format!(", {interpolated}")
-    }
+/// `admission.browse_per_s` → `ADMISSION_BROWSE_PER_S`.
+fn env_name(key: &str) -> String {
+    key.replace('.', "_").to_ascii_uppercase()
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 //! The request id comes from the request-id middleware ([`crate::middleware`]): it runs the
 //! request inside a task-local scope, so [`ApiError::into_response`] can read it. An error
 //! rendered outside that scope (in a spawned task, for instance) is marked, and the middleware
-//! re-renders it with the right id on the way out. Messages are written for clients: never an internal name, SQL,
-//! path or stack trace.
+//! re-renders it with the right id on the way out. Messages are written for clients: never an
+//! internal name, SQL, path or stack trace.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -238,7 +238,8 @@ impl ApiError {
         /// `409 not_eligible`.
         not_eligible => CONFLICT, "not_eligible", "This person is outside the session's age band.";
         /// `409 dose_sequence`.
-        dose_sequence => CONFLICT, "dose_sequence", "This dose does not follow the doses on record.";
+        dose_sequence => CONFLICT, "dose_sequence",
+            "This dose does not follow the doses on record.";
         /// `409 vaccine_mismatch`.
         vaccine_mismatch => CONFLICT, "vaccine_mismatch",
             "The vaccine differs from the one already received.";
@@ -272,7 +273,8 @@ impl ApiError {
         /// `409 not_vaccinated`.
         not_vaccinated => CONFLICT, "not_vaccinated", "No dose is recorded for this beneficiary.";
         /// `413 payload_too_large`.
-        payload_too_large => PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is too large.";
+        payload_too_large => PAYLOAD_TOO_LARGE, "payload_too_large",
+            "The request body is too large.";
         /// `415 unsupported_media_type`.
         unsupported_media_type => UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
             "The request body must be JSON (Content-Type: application/json).";

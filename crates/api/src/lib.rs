@@ -21,7 +21,8 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use kataar_api::{build_app, bind, init_metrics, openapi_base, run_server, Config, Ops, Readiness};
+//! use kataar_api::{bind, build_app, init_metrics, openapi_base, run_server};
+//! use kataar_api::{Config, Ops, Readiness};
 //! let config = Config::defaults();
 //! let mut doc = openapi_base(); // doc.merge(HandlersDoc::openapi());
 //! let (listener, metrics_listener) = bind(&config).await?;

@@ -126,7 +126,8 @@ pub fn readyz(readiness: &Readiness) -> Response {
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text exposition",
+        content_type = "text/plain")))]
 pub fn metrics_text(handle: &PrometheusHandle) -> Response {
     let mut response = handle.render().into_response();
     response.headers_mut().insert(
@@ -138,7 +139,8 @@ pub fn metrics_text(handle: &PrometheusHandle) -> Response {
 
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "ops",
-    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+    responses((status = 200, description = "OpenAPI 3.1 document",
+        content_type = "application/json")))]
 pub fn openapi_json(ops: &Ops) -> Response {
     (
         StatusCode::OK,

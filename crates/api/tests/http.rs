@@ -52,6 +52,13 @@ struct SlowQuery {
     ms: u64,
 }
 
+async fn cancel(
+    ApiPath(id): ApiPath<u64>,
+    OptionalJson(r): OptionalJson<CancelRequest>,
+) -> axum::Json<Value> {
+    axum::Json(json!({"id": id, "reason": r.reason}))
+}
+
 fn api() -> Router<AppState> {
     Router::new()
         .route(
@@ -60,13 +67,11 @@ fn api() -> Router<AppState> {
                 axum::Json(json!({"name": r.name, "birth_year": r.birth_year}))
             }),
         )
+        .route("/items/{id}/cancel", post(cancel))
         .route(
-            "/items/{id}/cancel",
-            post(|ApiPath(id): ApiPath<u64>, OptionalJson(r): OptionalJson<CancelRequest>| async move {
-                axum::Json(json!({"id": id, "reason": r.reason}))
-            }),
+            "/items/{id}",
+            get(|ApiPath(id): ApiPath<u64>| async move { axum::Json(json!({"id": id})) }),
         )
-        .route("/items/{id}", get(|ApiPath(id): ApiPath<u64>| async move { axum::Json(json!({"id": id})) }))
         .route(
             "/search",
             get(|ApiQuery(q): ApiQuery<SearchQuery>| async move {
@@ -85,16 +90,20 @@ fn api() -> Router<AppState> {
         .route(
             "/spawned-error",
             get(|| async {
-                tokio::spawn(async { Err::<(), _>(ApiError::pool_full()) }).await.unwrap()
+                tokio::spawn(async { Err::<(), _>(ApiError::pool_full()) })
+                    .await
+                    .unwrap()
             }),
         )
         .route(
             "/slow",
-            get(|State(s): State<AppState>, ApiQuery(q): ApiQuery<SlowQuery>| async move {
-                s.slow_entered.notify_one();
-                tokio::time::sleep(Duration::from_millis(q.ms)).await;
-                axum::Json(json!({"slept_ms": q.ms}))
-            }),
+            get(
+                |State(s): State<AppState>, ApiQuery(q): ApiQuery<SlowQuery>| async move {
+                    s.slow_entered.notify_one();
+                    tokio::time::sleep(Duration::from_millis(q.ms)).await;
+                    axum::Json(json!({"slept_ms": q.ms}))
+                },
+            ),
         )
 }
 

@@ -1,0 +1,197 @@
+//! The `kataar` binary's command line: version, configuration precedence and redaction, exit
+//! codes, the listening line, `/healthz` and a clean exit on SIGTERM.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const KATAAR: &str = env!("CARGO_BIN_EXE_kataar");
+
+/// A command with no `KATAAR_*` or log variables inherited from the test's environment.
+fn kataar() -> Command {
+    let mut cmd = Command::new(KATAAR);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KATAAR_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version_and_help() {
+    let (code, out, _) = run(kataar().arg("--version"));
+    assert_eq!(code, 0);
+    assert!(out.starts_with("kataar "), "{out}");
+    let (code, out, _) = run(kataar().arg("--help"));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("serve") && out.contains("migrate") && out.contains("admin"),
+        "{out}"
+    );
+    let (code, _, _) = run(kataar().arg("serve").arg("--no-such-flag"));
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn print_config_shows_precedence_and_redacts_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kataar.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:7001\"\nconnections_max = 111\nrequest_timeout_s = 7\n\
+         token_secret = \"file-secret-abc\"\n[admission]\nbrowse_per_s = 5\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(kataar()
+        .args(["serve", "--print-config", "--config"])
+        .arg(&file)
+        .args(["--connections-max", "333"])
+        .env("KATAAR_CONNECTIONS_MAX", "222")
+        .env("KATAAR_LISTEN", "127.0.0.1:7002")
+        .env(
+            "KATAAR_DATABASE_URL",
+            "postgres://kataar:hunter2@127.0.0.1:5432/kataar",
+        )
+        .env("KATAAR_OTP_SECRET", "env-otp-secret-xyz")
+        .env("KATAAR_ADMISSION_BOOKING_PER_S", "9"));
+    assert_eq!(code, 0, "{err}");
+    let config: toml::Table = out.parse().unwrap();
+    assert_eq!(
+        config["connections_max"].as_integer(),
+        Some(333),
+        "flag over env"
+    );
+    assert_eq!(
+        config["listen"].as_str(),
+        Some("127.0.0.1:7002"),
+        "env over file"
+    );
+    assert_eq!(
+        config["request_timeout_s"].as_integer(),
+        Some(7),
+        "file over default"
+    );
+    assert_eq!(config["keepalive_idle_s"].as_integer(), Some(60), "default");
+    assert_eq!(config["admission"]["browse_per_s"].as_integer(), Some(5));
+    assert_eq!(config["admission"]["booking_per_s"].as_integer(), Some(9));
+    for secret in ["file-secret-abc", "hunter2", "env-otp-secret-xyz"] {
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "{secret} leaked:\n{out}"
+        );
+    }
+    assert_eq!(config["token_secret"].as_str(), Some("<redacted>"));
+    assert_eq!(
+        config["database_url"].as_str(),
+        Some("postgres://kataar:<redacted>@127.0.0.1:5432/kataar")
+    );
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_the_key() {
+    let (code, _, err) = run(kataar()
+        .args(["serve", "--print-config"])
+        .env("KATAAR_REQUEST_TIMEOUT_S", "soon"));
+    assert_eq!(code, 2);
+    assert!(err.contains("request_timeout_s"), "{err}");
+
+    let (code, _, err) = run(kataar().args(["serve", "--print-config", "--timezone", "Mars/Base"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("timezone"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kataar.toml");
+    std::fs::write(&file, "conections_max = 5\n").unwrap();
+    let (code, _, err) = run(kataar()
+        .args(["serve", "--print-config", "--config"])
+        .arg(&file));
+    assert_eq!(code, 2);
+    assert!(err.contains("conections_max"), "{err}");
+
+    let (code, _, err) = run(kataar().args(["serve", "--config", "/nonexistent/kataar.toml"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("config"), "{err}");
+}
+
+#[test]
+fn store_commands_are_not_available_yet() {
+    let (code, _, err) = run(kataar().args(["migrate"]));
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = run(kataar().args(["admin", "create-key", "--role", "admin"]));
+    assert_eq!(code, 1, "{err}");
+    let (code, _, _) = run(kataar().args(["admin", "create-key", "--role", "nobody"]));
+    assert_eq!(code, 2);
+}
+
+/// Kills the child if the test fails before it exits.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn serve_prints_the_address_answers_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = kataar()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let stdout = running.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines.next().unwrap().unwrap();
+    let addr = line
+        .strip_prefix("kataar listening on http://")
+        .unwrap()
+        .to_owned();
+    assert!(!addr.ends_with(":0"), "{line}");
+
+    let response = http_get(&addr, "/healthz");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("{\"status\":\"ok\"}"), "{response}");
+    assert!(
+        response.to_ascii_lowercase().contains("x-request-id: "),
+        "{response}"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &running.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = running.0.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+    // Exactly one line on stdout.
+    assert!(lines.next().is_none());
+}
