@@ -13,7 +13,11 @@ use kataar_inventory::Scope;
 
 /// The bearer credential of a request, if any.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = parts
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, rest) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
@@ -93,7 +97,9 @@ impl FromRequestParts<AppState> for Operator {
             Ok(None) => Err(ApiError::unauthenticated()),
             Err(e) => {
                 tracing::warn!(error = %e, "operator key lookup failed");
-                Err(ApiError::store_unavailable(crate::errors::STORE_RETRY_AFTER_S))
+                Err(ApiError::store_unavailable(
+                    crate::errors::STORE_RETRY_AFTER_S,
+                ))
             }
         }
     }

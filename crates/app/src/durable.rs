@@ -20,13 +20,20 @@ use std::time::Duration;
 pub const IDEM_POLL_MS: u64 = 5;
 
 /// Commits a prepared operation and returns its value once durable.
-pub async fn commit<T: Send + 'static>(state: &AppState, prepared: Prepared<T>) -> Result<T, ApiError> {
+pub async fn commit<T: Send + 'static>(
+    state: &AppState,
+    prepared: Prepared<T>,
+) -> Result<T, ApiError> {
     commit_then(state, prepared, |_, _, _| {}).await
 }
 
 /// Like [`commit`], running `after(inventory, committed, &value)` in the commit task once the
 /// outcome is known (also when the handler has gone).
-pub async fn commit_then<T, F>(state: &AppState, prepared: Prepared<T>, after: F) -> Result<T, ApiError>
+pub async fn commit_then<T, F>(
+    state: &AppState,
+    prepared: Prepared<T>,
+    after: F,
+) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Inventory, bool, &T) + Send + 'static,
@@ -78,7 +85,9 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     if bytes.is_empty() || bytes.len() > IDEMPOTENCY_KEY_BYTES_MAX || !printable {
         return Err(ApiError::invalid_request(
             "Idempotency-Key",
-            format!("Idempotency-Key must be 1-{IDEMPOTENCY_KEY_BYTES_MAX} printable ASCII characters"),
+            format!(
+                "Idempotency-Key must be 1-{IDEMPOTENCY_KEY_BYTES_MAX} printable ASCII characters"
+            ),
         ));
     }
     Ok(String::from_utf8_lossy(bytes).into_owned())
@@ -164,7 +173,9 @@ where
         response: prepared.value.clone(),
         created_at: now,
     };
-    prepared.events.push(Event::IdempotencyRecorded(record.clone()));
+    prepared
+        .events
+        .push(Event::IdempotencyRecorded(record.clone()));
     let value = commit_then(state, prepared, move |inv, committed, _| {
         if committed {
             inv.idem_complete(record);
@@ -183,15 +194,30 @@ mod tests {
     #[test]
     fn idempotency_key_bounds() {
         let mut h = HeaderMap::new();
-        assert_eq!(idempotency_key(&h).map_err(|e| e.code), Err("idempotency_key_required"));
+        assert_eq!(
+            idempotency_key(&h).map_err(|e| e.code),
+            Err("idempotency_key_required")
+        );
         h.insert("idempotency-key", HeaderValue::from_static("abc-123"));
         assert_eq!(idempotency_key(&h).ok().as_deref(), Some("abc-123"));
         let long = "k".repeat(IDEMPOTENCY_KEY_BYTES_MAX);
-        h.insert("idempotency-key", HeaderValue::from_str(&long).unwrap_or(HeaderValue::from_static("x")));
+        h.insert(
+            "idempotency-key",
+            HeaderValue::from_str(&long).unwrap_or(HeaderValue::from_static("x")),
+        );
         assert!(idempotency_key(&h).is_ok());
         let longer = "k".repeat(IDEMPOTENCY_KEY_BYTES_MAX + 1);
-        h.insert("idempotency-key", HeaderValue::from_str(&longer).unwrap_or(HeaderValue::from_static("x")));
-        assert_eq!(idempotency_key(&h).map_err(|e| e.code), Err("invalid_request"));
-        assert_ne!(request_hash("POST /a", b"{}"), request_hash("POST /a", b"{ }"));
+        h.insert(
+            "idempotency-key",
+            HeaderValue::from_str(&longer).unwrap_or(HeaderValue::from_static("x")),
+        );
+        assert_eq!(
+            idempotency_key(&h).map_err(|e| e.code),
+            Err("invalid_request")
+        );
+        assert_ne!(
+            request_hash("POST /a", b"{}"),
+            request_hash("POST /a", b"{ }")
+        );
     }
 }

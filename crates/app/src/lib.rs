@@ -18,6 +18,7 @@ pub mod auth;
 pub mod demo;
 pub mod durable;
 pub mod errors;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod v1;

@@ -54,9 +54,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             Ok(Arc::new(store))
         }
         None => {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
-                format!("cannot create data_dir {}", config.data_dir.display())
-            })?;
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
             let store = SqliteStore::open(config.data_dir.join(SQLITE_FILE))
                 .await
                 .context("cannot open the embedded store")?;
@@ -80,7 +79,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         recovery_ms = recovery.as_millis() as u64,
         "inventory rebuilt from the store"
     );
-    let epoch = store.acquire_epoch().await.context("cannot take the writer epoch")?;
+    let epoch = store
+        .acquire_epoch()
+        .await
+        .context("cannot take the writer epoch")?;
     let writer_cfg = WriterConfig {
         batch_events_max: usize::try_from(config.batch_events_max).unwrap_or(512),
         queue_events_max: usize::try_from(config.writer_queue_events_max).unwrap_or(65_536),
@@ -107,9 +109,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
             "secret not configured; generated one into the data directory"
         );
     }
-    let spec = OtpSenderSpec::parse(config.otp_sender_effective())
-        .context("otp_sender is not valid")?;
-    let otp_sender = OtpDispatcher::spawn(spec, OTP_QUEUE_MAX).context("cannot start the OTP sender")?;
+    let spec =
+        OtpSenderSpec::parse(config.otp_sender_effective()).context("otp_sender is not valid")?;
+    let otp_sender =
+        OtpDispatcher::spawn(spec, OTP_QUEUE_MAX).context("cannot start the OTP sender")?;
     let tz: chrono_tz::Tz = config
         .timezone
         .parse()

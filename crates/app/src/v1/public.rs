@@ -87,7 +87,10 @@ pub fn centre_filter(
         (Some(d), None, None) => Ok(CentreFilter::District(DistrictId(d))),
         (None, Some(p), None) => {
             if p.len() != 6 || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ApiError::invalid_request("pincode", "pincode must be 6 digits"));
+                return Err(ApiError::invalid_request(
+                    "pincode",
+                    "pincode must be 6 digits",
+                ));
             }
             Ok(CentreFilter::Pincode(p.to_string()))
         }
@@ -131,7 +134,8 @@ async fn availability(
     };
     let dose = match q.dose {
         Some(n) => Some(
-            Dose::from_number(n).ok_or_else(|| ApiError::invalid_request("dose", "dose must be 1 or 2"))?,
+            Dose::from_number(n)
+                .ok_or_else(|| ApiError::invalid_request("dose", "dose must be 1 or 2"))?,
         ),
         None => None,
     };
@@ -146,7 +150,13 @@ async fn availability(
             .filter(|s| vaccine.is_none_or(|v| s.session.vaccine == v))
             .filter(|s| {
                 q.age.is_none_or(|age| {
-                    let birth = s.session.date.format("%Y").to_string().parse::<i32>().unwrap_or(0)
+                    let birth = s
+                        .session
+                        .date
+                        .format("%Y")
+                        .to_string()
+                        .parse::<i32>()
+                        .unwrap_or(0)
                         - i32::from(age);
                     u16::try_from(birth).is_ok_and(|by| {
                         rules::age_allowed(by, s.session.date, s.session.min_age, s.session.max_age)
@@ -194,7 +204,10 @@ async fn availability(
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (
-            [(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body,
         )
             .into_response()

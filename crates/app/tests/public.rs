@@ -1,0 +1,64 @@
+//! Public reads over real HTTP: states, districts, availability with ETag.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::TestServer;
+use reqwest::{Method, StatusCode};
+
+#[tokio::test]
+async fn states_districts_and_availability_from_memory() {
+    let srv = TestServer::postgres().await;
+    let (s, v) = srv.get("/v1/states", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["states"].as_array().unwrap().len(), 37);
+    let (s, v) = srv.get("/v1/states/20/districts", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = v["districts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["district_name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"Bhopal"));
+    let (s, v) = srv.get("/v1/states/99/districts", None).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    let (s, h, v) = srv
+        .call(Method::GET, "/v1/availability?district_id=312", None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let centres = v["centres"].as_array().unwrap();
+    assert_eq!(centres.len(), 2);
+    assert_eq!(centres[0]["pincode"], "462001");
+    let session = &centres[0]["sessions"][0];
+    assert!(session["available_dose1"].as_u64().unwrap() > 0);
+    assert_eq!(h["cache-control"], "public, max-age=5");
+    let etag = h["etag"].to_str().unwrap().to_string();
+    let resp = srv
+        .http
+        .get(format!("{}/v1/availability?district_id=312", srv.base))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+
+    for bad in [
+        "/v1/availability",
+        "/v1/availability?district_id=312&pincode=462001",
+        "/v1/availability?district_id=312&days=15",
+        "/v1/availability?district_id=312&date=2021-13-01",
+        "/v1/availability?pincode=12",
+        "/v1/availability?district_id=312&dose=3",
+        "/v1/availability?district_id=312&colour=red",
+    ] {
+        let (s, v) = srv.get(bad, None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_request", "{bad}");
+    }
+    srv.finish().await;
+}
