@@ -151,15 +151,16 @@ async fn hello_phase(cx: &mut Ctx) -> anyhow::Result<()> {
     });
     let d = cx.cfg.run_s();
     let cpu0 = srv.cpu_s();
-    let st = sched::run_closed(exec, CLOSED_CONCURRENCY, Duration::from_secs(d), |_| {
-        Kind::Hello
-    })
+    let (st, d) = sched::run_closed(
+        exec,
+        CLOSED_CONCURRENCY,
+        Duration::from_secs(d),
+        u64::MAX,
+        |_| Kind::Hello,
+    )
     .await;
     let cpu = cpu_delta(&srv, cpu0);
-    cx.fig(
-        "hello_rps",
-        Some(st.count(None, Outcome::Ok) as f64 / d as f64),
-    );
+    cx.fig("hello_rps", Some(st.count(None, Outcome::Ok) as f64 / d));
     cx.push(
         "hello_closed",
         "hello",
@@ -167,7 +168,7 @@ async fn hello_phase(cx: &mut Ctx) -> anyhow::Result<()> {
         "closed",
         64.0,
         &st,
-        d as f64,
+        d,
         None,
         cpu,
     );
@@ -192,12 +193,16 @@ async fn baseline_run(
     });
     let d = cx.cfg.run_s();
     let cpu0 = srv.cpu_s();
-    let st = sched::run_closed(exec, CLOSED_CONCURRENCY, Duration::from_secs(d), |_| {
-        Kind::Booking
-    })
+    let (st, d) = sched::run_closed(
+        exec,
+        CLOSED_CONCURRENCY,
+        Duration::from_secs(d),
+        u64::MAX,
+        |_| Kind::Booking,
+    )
     .await;
     let cpu = cpu_delta(srv, cpu0);
-    let rps = st.count(Some(Lane::Booking), Outcome::Ok) as f64 / d as f64;
+    let rps = st.count(Some(Lane::Booking), Outcome::Ok) as f64 / d;
     let v = verdict::check_db(&db.url, &st.booking_ids, st.booking_ids_truncated).await?;
     let name = format!("baseline_{workload}_closed");
     cx.push(
@@ -207,7 +212,7 @@ async fn baseline_run(
         "closed",
         64.0,
         &st,
-        d as f64,
+        d,
         Some(v),
         cpu,
     );
@@ -355,12 +360,15 @@ const BOOKING_RUNS: usize = 8;
 
 async fn engine_runs(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
     let d = cx.cfg.run_s();
-    let ds = d as f64;
     // Reads.
     let exec: Arc<dyn Executor> = Arc::new(e.exec(cx, Arc::new(e.fx.clone()), Spread::Hot, "r", 0));
-    let st = sched::run_closed(exec, CLOSED_CONCURRENCY, Duration::from_secs(d), |_| {
-        Kind::Availability
-    })
+    let (st, ds) = sched::run_closed(
+        exec,
+        CLOSED_CONCURRENCY,
+        Duration::from_secs(d),
+        u64::MAX,
+        |_| Kind::Availability,
+    )
     .await;
     cx.fig(
         "engine_read_rps",
@@ -389,18 +397,23 @@ async fn engine_runs(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
         let m0 =
             kataar::read_counters(&e.srv.base, &cx.cfg.metric_events, &cx.cfg.metric_batches).await;
         let cpu0 = e.srv.cpu_s();
-        let st = sched::run_closed(exec, CLOSED_CONCURRENCY, Duration::from_secs(d), |_| {
-            Kind::Booking
-        })
+        // Stops when every prepared person of this slice has been tried once.
+        let (st, ds) = sched::run_closed(
+            exec,
+            CLOSED_CONCURRENCY,
+            Duration::from_secs(d),
+            persons as u64,
+            |_| Kind::Booking,
+        )
         .await;
         let cpu = cpu_delta(e.srv, cpu0);
         let m1 =
             kataar::read_counters(&e.srv.base, &cx.cfg.metric_events, &cx.cfg.metric_batches).await;
         let ok = st.count(Some(Lane::Booking), Outcome::Ok);
-        if ok as usize >= persons {
+        if ds < 1.0 {
             cx.notes.push(format!(
-                "engine {w}: all {persons} prepared persons booked; the figure is a lower bound \
-                 (raise --persons)"
+                "engine {w}: the {persons} persons prepared for it lasted {ds:.2} s; raise \
+                 --persons for a steadier figure"
             ));
         }
         cx.fig(&format!("engine_{w}_rps"), Some(ok as f64 / ds));
@@ -436,6 +449,9 @@ async fn engine_runs(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
     for (i, mult) in [1.0f64, 2.0, 10.0, 100.0].into_iter().enumerate() {
         let rate = (cap * mult).min(OFFERED_RPS_MAX);
         let fx = chunk(e.fx, i + 2, BOOKING_RUNS);
+        // Admitted bookings are at most capacity x duration: size the run so the persons of
+        // this slice last (at least a second, at most the configured run length).
+        let ds = (fx.persons.len() as f64 / cap).clamp(1.0, d as f64);
         let exec: Arc<dyn Executor> =
             Arc::new(e.exec(cx, fx, Spread::Hot, &format!("o{mult}"), i as u64 + 3));
         let plan = ShapePlan::new(

@@ -137,7 +137,7 @@ enum Cmd {
         launch_peak_rps: f64,
         #[arg(long, default_value_t = 60.0)]
         launch_duration_s: f64,
-        /// Beneficiaries prepared for the engine's booking runs (default 16000 quick, 64000 full).
+        /// Beneficiaries prepared for the engine's booking runs (default 40000 quick, 96000 full).
         #[arg(long)]
         persons: Option<usize>,
     },
@@ -364,7 +364,7 @@ async fn main() -> anyhow::Result<()> {
                 metric_batches,
                 launch_peak_rps,
                 launch_duration_s,
-                persons: persons.unwrap_or(if quick { 16_000 } else { 64_000 }),
+                persons: persons.unwrap_or(if quick { 40_000 } else { 96_000 }),
                 command: std::env::args().collect::<Vec<_>>().join(" "),
             };
             let r = compare::run(cfg).await?;

@@ -227,14 +227,16 @@ where
     std::mem::take(&mut *guard)
 }
 
-/// Runs `concurrency` workers back to back for `duration` (a closed loop: the ceiling, not a
-/// latency measurement). `kind` picks each request's kind from its sequence number.
+/// Runs `concurrency` workers back to back for `duration` or until `requests_max` requests were
+/// sent, whichever comes first (a closed loop: the ceiling, not a latency measurement). `kind`
+/// picks each request's kind from its sequence number. Returns the stats and the seconds elapsed.
 pub async fn run_closed(
     exec: Arc<dyn Executor>,
     concurrency: u32,
     duration: Duration,
+    requests_max: u64,
     kind: impl Fn(u64) -> Kind + Send + Sync + 'static,
-) -> Stats {
+) -> (Stats, f64) {
     let stats = Arc::new(Mutex::new(Stats::new()));
     let seq = Arc::new(AtomicU64::new(0));
     let kind = Arc::new(kind);
@@ -246,6 +248,9 @@ pub async fn run_closed(
         handles.push(tokio::spawn(async move {
             while Instant::now() < end {
                 let s = seq.fetch_add(1, Ordering::Relaxed);
+                if s >= requests_max {
+                    break;
+                }
                 let t_us = since_us(start);
                 let item = Planned {
                     t_us,
@@ -263,8 +268,9 @@ pub async fn run_closed(
     for h in handles {
         let _ = h.await;
     }
+    let elapsed_s = start.elapsed().as_secs_f64();
     let mut guard = stats.lock();
-    std::mem::take(&mut *guard)
+    (std::mem::take(&mut *guard), elapsed_s)
 }
 
 /// A rate over time.
