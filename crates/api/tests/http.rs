@@ -612,3 +612,56 @@ async fn closed_by_peer_or_answer(stream: &mut TcpStream) -> (bool, Vec<u8>) {
     .await;
     (result.is_ok(), seen)
 }
+
+#[tokio::test]
+async fn metrics_can_live_on_their_own_listener() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, metrics_addr) = (
+        listener.local_addr().unwrap(),
+        metrics_listener.local_addr().unwrap(),
+    );
+    let ops = Ops::new(Readiness::new(), init_metrics(), false, &openapi_base());
+    let state = AppState {
+        slow_entered: Arc::new(Notify::new()),
+    };
+    let app = build_app(api(), state, &ops, &test_limits());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        run_server(
+            listener,
+            Some(metrics_listener),
+            app,
+            &ops,
+            test_limits(),
+            shutdown,
+        )
+        .await
+    });
+    let r = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    check_error(r, 404, "not_found").await;
+    let r = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("kataar_http_requests_total"));
+    let r = reqwest::get(format!("http://{metrics_addr}/healthz"))
+        .await
+        .unwrap();
+    check_error(r, 404, "not_found").await;
+    let _ = stop.send(());
+    tokio::time::timeout(WAIT_MAX, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
