@@ -1,9 +1,163 @@
-//! The operator routes of v1.
+//! The operator routes of v1 (`/v1/admin/...`, see `api.md`, "Operators").
+//!
+//! Every route takes the [`Operator`] extractor: `401 unauthenticated` without a known `kop_`
+//! key. Role `admin` sees everything; role `centre` sees only its centres, and anything outside
+//! them is `404 not_found` (never `403`, so that existence is not revealed). Only creating a
+//! centre and reading the audit log need an administrator (`403 forbidden` otherwise).
+//!
+//! Every write appends one [`AuditRecord`] (who, what, when, the request id, before/after)
+//! to the same batch as the change it records, so both are committed atomically or neither is.
+//! Audit `before`/`after` values never carry a photo-ID number (not even masked).
+//!
+//! The handlers live in three files next to this one:
+//! - `operator_centres.rs`: centres (create, list, read, change).
+//! - `operator_sessions.rs`: sessions (create, read, cancel), pools (capacity, move), and the
+//!   live capacity view.
+//! - `operator_bookings.rs`: the day's list, walk-ins, check-in, administer, no-show, and the
+//!   audit log.
 
+#[path = "operator_bookings.rs"]
+mod bookings;
+#[path = "operator_centres.rs"]
+mod centres;
+#[path = "operator_sessions.rs"]
+mod sessions;
+
+use crate::auth::Operator;
+use crate::durable;
 use crate::state::AppState;
+use axum::routing::{get, patch, post};
 use axum::Router;
+use kataar_api::{ApiError, RequestId};
+use kataar_domain::limits::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, TEXT_CHARS_MAX};
+use kataar_domain::{AuditRecord, Event};
+use kataar_inventory::Prepared;
+use serde::Deserialize;
+use serde_json::Value;
 
 /// The operator routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route(
+            "/v1/admin/centres",
+            post(centres::create).get(centres::list),
+        )
+        .route(
+            "/v1/admin/centres/{id}",
+            get(centres::read).patch(centres::change),
+        )
+        .route("/v1/admin/sessions", post(sessions::create))
+        .route("/v1/admin/sessions/{id}", get(sessions::read))
+        .route("/v1/admin/sessions/{id}/cancel", post(sessions::cancel))
+        .route("/v1/admin/pools/move", post(sessions::move_places))
+        .route("/v1/admin/pools/{id}", patch(sessions::set_capacity))
+        .route("/v1/admin/capacity", get(sessions::capacity))
+        .route("/v1/admin/bookings", get(bookings::day_list))
+        .route("/v1/admin/walkins", post(bookings::walkin))
+        .route("/v1/admin/bookings/{id}/check-in", post(bookings::check_in))
+        .route(
+            "/v1/admin/bookings/{id}/administer",
+            post(bookings::administer),
+        )
+        .route("/v1/admin/bookings/{id}/no-show", post(bookings::no_show))
+        .route("/v1/admin/audit", get(bookings::audit_log))
+}
+
+/// A body that must be empty or `{}` (cancel, check-in, no-show).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoBody {}
+
+/// `?limit=&after=` of the list endpoints.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page size, 1..=`PAGE_LIMIT_MAX` (default `PAGE_LIMIT_DEFAULT`).
+    pub limit: Option<usize>,
+    /// The cursor from a previous page's `next_after`.
+    pub after: Option<String>,
+}
+
+/// Reads a page size: 1..=[`PAGE_LIMIT_MAX`], default [`PAGE_LIMIT_DEFAULT`].
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(PAGE_LIMIT_DEFAULT);
+    if limit == 0 || limit > PAGE_LIMIT_MAX {
+        return Err(ApiError::invalid_request(
+            "limit",
+            format!("limit must be between 1 and {PAGE_LIMIT_MAX}"),
+        ));
+    }
+    Ok(limit)
+}
+
+/// Reads a cursor (`next_after` of a previous page; absent for the first page).
+pub fn page_after(after: Option<&str>) -> Result<u64, ApiError> {
+    match after {
+        None => Ok(0),
+        Some(text) => text
+            .parse::<u64>()
+            .map_err(|_| ApiError::invalid_request("after", "after must be a next_after cursor")),
+    }
+}
+
+/// A free-text field: trimmed, 1..=[`TEXT_CHARS_MAX`] characters.
+pub fn text_field(field: &str, raw: &str) -> Result<String, ApiError> {
+    let text = raw.trim();
+    let chars = text.chars().count();
+    if chars == 0 || chars > TEXT_CHARS_MAX {
+        return Err(ApiError::invalid_request(
+            field,
+            format!("{field} must be 1 to {TEXT_CHARS_MAX} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::invalid_request(
+            field,
+            format!("{field} may not contain control characters"),
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// The audit record of one operator write, stamped with the current request's id.
+pub fn audit_event(
+    state: &AppState,
+    op: &Operator,
+    action: &str,
+    object: String,
+    before: Value,
+    after: Value,
+) -> Event {
+    Event::AuditAppended(AuditRecord {
+        audit_id: state.inv.ids.audit(),
+        at: state.now(),
+        operator_id: op.key.operator_id,
+        action: action.to_string(),
+        request_id: RequestId::current()
+            .map(|r| r.as_str().to_string())
+            .unwrap_or_default(),
+        object,
+        before,
+        after,
+    })
+}
+
+/// Commits a prepared change together with its audit record (one batch: both or neither).
+/// A change with nothing to commit is answered as it is, without an audit record.
+pub async fn commit_audited<T: Send + 'static>(
+    state: &AppState,
+    op: &Operator,
+    mut prepared: Prepared<T>,
+    action: &str,
+    object: String,
+    before: Value,
+    after: impl FnOnce(&T) -> Value,
+) -> Result<T, ApiError> {
+    if !prepared.events.is_empty() {
+        let after = after(&prepared.value);
+        prepared
+            .events
+            .push(audit_event(state, op, action, object, before, after));
+    }
+    durable::commit(state, prepared).await
 }
