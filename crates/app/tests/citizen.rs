@@ -1,0 +1,961 @@
+//! Citizens over real HTTP: OTP login, beneficiaries, bookings with idempotency, every
+//! citizen-side refusal, object-level authorisation, and durability across a restart on
+//! PostgreSQL.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use chrono::Days;
+use common::{aadhaar, TestServer};
+use kataar_app::durable::commit;
+use kataar_domain::{BookingId, CentreId, SessionId, SlotId, Vaccine};
+use kataar_inventory::{NewSession, NewSlot, Scope};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// A request with optional bearer, idempotency key and JSON body: (status, headers, body).
+async fn send(
+    srv: &TestServer,
+    method: Method,
+    path: &str,
+    bearer: Option<&str>,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, HeaderMap, Value) {
+    let mut req = srv.http.request(method, format!("{}{}", srv.base, path));
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, headers, json)
+}
+
+/// POSTs a booking under `key`.
+async fn book(
+    srv: &TestServer,
+    token: &str,
+    key: &str,
+    beneficiary: u64,
+    session: u64,
+    slot: u64,
+    dose: u8,
+) -> (StatusCode, HeaderMap, Value) {
+    let body = json!({"beneficiary_id": beneficiary, "session_id": session, "slot_id": slot, "dose": dose});
+    send(
+        srv,
+        Method::POST,
+        "/v1/bookings",
+        Some(token),
+        Some(key),
+        Some(body),
+    )
+    .await
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+/// Adds a beneficiary; returns (status, body).
+async fn add(
+    srv: &TestServer,
+    token: &str,
+    name: &str,
+    year: u32,
+    id: &str,
+) -> (StatusCode, Value) {
+    srv.post(
+        "/v1/beneficiaries",
+        Some(token),
+        json!({"name": name, "birth_year": year, "gender": "female", "id_type": "aadhaar", "id_number": id}),
+    )
+    .await
+}
+
+/// A session of the demo drive in district 312 for the age band starting at `min_age`:
+/// (session_id, [slot ids], first slot's available_dose1).
+async fn demo_session(srv: &TestServer, min_age: u64) -> (u64, Vec<u64>, u64) {
+    let (s, v) = srv
+        .get("/v1/availability?district_id=312&days=1", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let session = v["centres"][0]["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["min_age"] == min_age)
+        .unwrap()
+        .clone();
+    let slots = session["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["slot_id"].as_u64().unwrap())
+        .collect();
+    (
+        session["session_id"].as_u64().unwrap(),
+        slots,
+        session["slots"][0]["available_dose1"].as_u64().unwrap(),
+    )
+}
+
+/// The online dose-1 places left in one slot, from the public availability.
+async fn available(srv: &TestServer, session: u64, slot: u64) -> u64 {
+    let (s, v) = srv
+        .get("/v1/availability?district_id=312&days=7", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for c in v["centres"].as_array().unwrap() {
+        for se in c["sessions"].as_array().unwrap() {
+            if se["session_id"] == session {
+                for sl in se["slots"].as_array().unwrap() {
+                    if sl["slot_id"] == slot {
+                        return sl["available_dose1"].as_u64().unwrap();
+                    }
+                }
+            }
+        }
+    }
+    panic!("session {session} slot {slot} not in availability");
+}
+
+/// Creates a one-slot session (dose-1 online capacity `capacity`) at `days_from_today`.
+async fn make_session(srv: &TestServer, days_from_today: i64, capacity: u32) -> (u64, u64) {
+    let today = srv.state.today();
+    let date = if days_from_today >= 0 {
+        today + Days::new(days_from_today.unsigned_abs())
+    } else {
+        today - Days::new(days_from_today.unsigned_abs())
+    };
+    let centre = srv.state.inv.centres()[0].centre_id;
+    let p = srv
+        .state
+        .inv
+        .create_session(NewSession {
+            centre_id: CentreId(centre.0),
+            date,
+            vaccine: Vaccine::Covishield,
+            min_age: 18,
+            max_age: None,
+            opens_at: None,
+            slots: vec![NewSlot {
+                start: "09:00".into(),
+                end: "10:00".into(),
+                dose1_online: capacity,
+                dose1_walkin: 0,
+                dose2_online: capacity,
+                dose2_walkin: 0,
+            }],
+        })
+        .unwrap();
+    let session = commit(&srv.state, p).await.unwrap();
+    let view = srv.state.inv.session(session.session_id).unwrap();
+    (session.session_id.0, view.slots[0].slot.slot_id.0)
+}
+
+fn spaced(n: &str) -> String {
+    format!("{} {} {}", &n[0..4], &n[4..8], &n[8..12])
+}
+
+/// Every text value in every table of the test database, joined (to look for clear secrets).
+async fn database_text(url: &str) -> String {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let tables = client
+        .query(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!tables.is_empty());
+    let mut all = String::new();
+    for t in tables {
+        let name: String = t.get(0);
+        let rows = client
+            .query(&format!("SELECT t::text FROM \"{name}\" t"), &[])
+            .await
+            .unwrap();
+        for r in rows {
+            let s: String = r.get(0);
+            all.push_str(&s);
+            all.push('\n');
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn journey_idempotency_authorisation_and_restart_on_postgres() {
+    let srv = TestServer::postgres().await;
+    let token = srv.login("9876543210").await;
+
+    let (s, v) = srv.get("/v1/me", Some(&token)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["mobile_masked"], "XXXXXX3210");
+    assert_eq!(v["beneficiaries"], json!([]));
+    let account_id = v["account_id"].as_u64().unwrap();
+
+    let id_number = aadhaar(7_000_123);
+    let (s, ben) = add(&srv, &token, "  Asha Devi ", 1980, &spaced(&id_number)).await;
+    assert_eq!(s, StatusCode::CREATED, "{ben}");
+    assert_eq!(ben["name"], "Asha Devi");
+    assert_eq!(ben["id_masked"], format!("XXXX-XXXX-{}", &id_number[8..12]));
+    assert_eq!(ben["vaccination_status"], "not_vaccinated");
+    assert_eq!(ben["next_dose"]["dose"], 1);
+    assert!(!ben.to_string().contains(&id_number));
+    let ben_id = ben["beneficiary_id"].as_u64().unwrap();
+
+    let (session, slots, before) = demo_session(&srv, 18).await;
+    let (slot1, slot2) = (slots[0], slots[1]);
+    assert!(before > 0);
+    let before2 = available(&srv, session, slot2).await;
+
+    // No key: 428, nothing booked.
+    let body =
+        json!({"beneficiary_id": ben_id, "session_id": session, "slot_id": slot1, "dose": 1});
+    let (s, _, v) = send(
+        &srv,
+        Method::POST,
+        "/v1/bookings",
+        Some(&token),
+        None,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (
+            StatusCode::PRECONDITION_REQUIRED,
+            "idempotency_key_required"
+        )
+    );
+    assert_eq!(available(&srv, session, slot1).await, before);
+
+    let (s, h, booked) = book(&srv, &token, "journey-1", ben_id, session, slot1, 1).await;
+    assert_eq!(s, StatusCode::CREATED, "{booked}");
+    assert!(h.get("idempotent-replayed").is_none());
+    assert_eq!(booked["status"], "booked");
+    assert_eq!(booked["token_number"], 1);
+    assert_eq!(booked["dose"], 1);
+    assert_eq!(booked["beneficiary_id"], ben_id);
+    assert_eq!(booked["slot_id"], slot1);
+    assert_eq!(booked["slot"]["start"], "09:00");
+    assert_eq!(
+        booked["date"],
+        srv.state.today().format("%Y-%m-%d").to_string()
+    );
+    let booking_id = booked["booking_id"].as_u64().unwrap();
+    assert_eq!(available(&srv, session, slot1).await, before - 1);
+
+    // Same key, same body: the original answer, replayed; nothing more taken.
+    let (s, h, again) = book(&srv, &token, "journey-1", ben_id, session, slot1, 1).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(again, booked);
+    assert_eq!(h["idempotent-replayed"], "true");
+    assert_eq!(available(&srv, session, slot1).await, before - 1);
+    // Same key, another body: 422.
+    let (s, _, v) = book(&srv, &token, "journey-1", ben_id, session, slot2, 1).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_mismatch")
+    );
+
+    let (s, v) = srv.get("/v1/bookings", Some(&token)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["bookings"], json!([booked.clone()]));
+    assert!(v.get("next_after").is_none());
+    let (s, v) = srv
+        .get(&format!("/v1/bookings/{booking_id}"), Some(&token))
+        .await;
+    assert_eq!((s, &v), (StatusCode::OK, &booked));
+    let (s, v) = srv
+        .get(&format!("/v1/beneficiaries/{ben_id}"), Some(&token))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["bookings"], json!([booked.clone()]));
+    let (s, v) = srv.get("/v1/me", Some(&token)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v["beneficiaries"][0]["bookings"][0]["booking_id"],
+        booking_id
+    );
+
+    // Another account sees none of it.
+    let other = srv.login("9123456789").await;
+    assert_ne!(other, token);
+    for path in [
+        format!("/v1/bookings/{booking_id}"),
+        format!("/v1/beneficiaries/{ben_id}"),
+    ] {
+        let (s, v) = srv.get(&path, Some(&other)).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{path}"
+        );
+    }
+    let (s, _, v) = send(
+        &srv,
+        Method::POST,
+        &format!("/v1/bookings/{booking_id}/cancel"),
+        Some(&other),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, _, v) = send(
+        &srv,
+        Method::POST,
+        &format!("/v1/bookings/{booking_id}/reschedule"),
+        Some(&other),
+        Some("steal-1"),
+        Some(json!({"session_id": session, "slot_id": slot2})),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, _, v) = send(
+        &srv,
+        Method::DELETE,
+        &format!("/v1/beneficiaries/{ben_id}"),
+        Some(&other),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, v) = srv.get("/v1/bookings", Some(&other)).await;
+    assert_eq!((s, &v["bookings"]), (StatusCode::OK, &json!([])));
+    assert_eq!(available(&srv, session, slot1).await, before - 1);
+
+    // Reschedule: same booking, new slot and token; the old place comes back.
+    let move_body = json!({"session_id": session, "slot_id": slot2});
+    let (s, h, moved) = send(
+        &srv,
+        Method::POST,
+        &format!("/v1/bookings/{booking_id}/reschedule"),
+        Some(&token),
+        Some("move-1"),
+        Some(move_body.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{moved}");
+    assert!(h.get("idempotent-replayed").is_none());
+    assert_eq!(moved["booking_id"], booking_id);
+    assert_eq!(moved["slot_id"], slot2);
+    assert_eq!(moved["status"], "booked");
+    assert_eq!(moved["token_number"], 2);
+    assert_eq!(available(&srv, session, slot1).await, before);
+    assert_eq!(available(&srv, session, slot2).await, before2 - 1);
+    let (s, h, replay) = send(
+        &srv,
+        Method::POST,
+        &format!("/v1/bookings/{booking_id}/reschedule"),
+        Some(&token),
+        Some("move-1"),
+        Some(move_body),
+    )
+    .await;
+    assert_eq!((s, &replay), (StatusCode::OK, &moved));
+    assert_eq!(h["idempotent-replayed"], "true");
+    let (s, _, v) = send(
+        &srv,
+        Method::POST,
+        &format!("/v1/bookings/{booking_id}/reschedule"),
+        Some(&token),
+        None,
+        Some(json!({"session_id": session, "slot_id": slot1})),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (
+            StatusCode::PRECONDITION_REQUIRED,
+            "idempotency_key_required"
+        )
+    );
+
+    // Cancel (no body): the place returns at once; cancelling again answers the same.
+    let (s, _, cancelled) = send(
+        &srv,
+        Method::POST,
+        &format!("/v1/bookings/{booking_id}/cancel"),
+        Some(&token),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["booking_id"], booking_id);
+    assert_eq!(available(&srv, session, slot2).await, before2);
+    let (s, v) = srv
+        .post(
+            &format!("/v1/bookings/{booking_id}/cancel"),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, &v["status"]), (StatusCode::OK, &json!("cancelled")));
+    assert_eq!(available(&srv, session, slot2).await, before2);
+
+    // The person may book again; this booking must survive a restart.
+    let (s, _, second) = book(&srv, &token, "journey-2", ben_id, session, slot1, 1).await;
+    assert_eq!(s, StatusCode::CREATED, "{second}");
+    let second_id = second["booking_id"].as_u64().unwrap();
+    assert_eq!(available(&srv, session, slot1).await, before - 1);
+
+    // The clear Aadhaar number is nowhere in the database.
+    let text = database_text(srv.database_url.as_deref().unwrap()).await;
+    assert!(text.contains(&format!("XXXX-XXXX-{}", &id_number[8..12])));
+    assert!(!text.contains(&id_number));
+    assert!(!text.contains(&spaced(&id_number)));
+
+    let (db, dir) = srv.stop().await;
+    // The OTP file of the first run would answer `otp_for` with the old OTP.
+    std::fs::remove_file(dir.path().join("otp.jsonl")).unwrap();
+    let srv = TestServer::start(db, Some(dir)).await;
+    let token = srv.login("9876543210").await;
+    let (s, v) = srv.get("/v1/me", Some(&token)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["account_id"], account_id);
+    let (s, v) = srv
+        .get(&format!("/v1/bookings/{second_id}"), Some(&token))
+        .await;
+    assert_eq!((s, &v), (StatusCode::OK, &second));
+    let (s, v) = srv
+        .get(&format!("/v1/bookings/{booking_id}"), Some(&token))
+        .await;
+    assert_eq!((s, &v["status"]), (StatusCode::OK, &json!("cancelled")));
+    assert_eq!(available(&srv, session, slot1).await, before - 1);
+    assert_eq!(available(&srv, session, slot2).await, before2);
+    // Idempotency records are durable too.
+    let (s, h, v) = book(&srv, &token, "journey-2", ben_id, session, slot1, 1).await;
+    assert_eq!((s, &v), (StatusCode::CREATED, &second));
+    assert_eq!(h["idempotent-replayed"], "true");
+    srv.finish().await;
+}
+
+#[tokio::test]
+async fn every_booking_refusal_on_postgres() {
+    let srv = TestServer::postgres().await;
+    let a = srv.login("9000000001").await;
+    let b = srv.login("9000000002").await;
+
+    // Beneficiaries: one ID, one account; at most four.
+    let first = aadhaar(101);
+    let (s, v) = add(&srv, &a, "Ravi", 1995, &first).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let young = v["beneficiary_id"].as_u64().unwrap();
+    let (s, v) = add(&srv, &a, "Ravi again", 1995, &spaced(&first)).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "beneficiary_exists"));
+    assert!(!v.to_string().contains(&first[8..12]), "{v}");
+    let (s, v) = add(&srv, &b, "Someone", 1990, &first).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "id_already_registered")
+    );
+    assert!(!v.to_string().contains(&first[8..12]), "{v}");
+    let mut others = Vec::new();
+    for seed in 102..105 {
+        let (s, v) = add(&srv, &a, &format!("Family {seed}"), 2000, &aadhaar(seed)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        others.push(v["beneficiary_id"].as_u64().unwrap());
+    }
+    let (s, v) = add(&srv, &a, "Fifth", 2000, &aadhaar(105)).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "beneficiary_limit"));
+    let (s, v) = srv.get("/v1/beneficiaries", Some(&a)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["beneficiaries"].as_array().unwrap().len(), 4);
+
+    let (young_session, young_slots, _) = demo_session(&srv, 18).await;
+    let (old_session, old_slots, _) = demo_session(&srv, 45).await;
+
+    // Age band, dose order, a second booking for the same dose.
+    let (s, _, v) = book(&srv, &a, "r-1", young, old_session, old_slots[0], 1).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "not_eligible"));
+    let (s, _, v) = book(&srv, &a, "r-2", others[0], young_session, young_slots[0], 2).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "dose_sequence"));
+    let (s, _, v) = book(&srv, &a, "r-3", young, young_session, young_slots[0], 1).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, _, v) = book(&srv, &a, "r-4", young, young_session, young_slots[1], 1).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "already_booked"));
+    // A refusal is remembered under its key.
+    let (s, h, v) = book(&srv, &a, "r-4", young, young_session, young_slots[1], 1).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "already_booked"));
+    assert_eq!(h["idempotent-replayed"], "true");
+    // Unknown session or slot, another account's beneficiary: 404.
+    let (s, _, v) = book(&srv, &a, "r-5", young, 999_999, young_slots[0], 1).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, _, v) = book(&srv, &a, "r-6", young, young_session, old_slots[0], 1).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, _, v) = book(&srv, &b, "r-7", others[1], young_session, young_slots[0], 1).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, _, v) = book(&srv, &a, "r-8", young, young_session, young_slots[0], 3).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request"));
+    assert_eq!(v["error"]["details"]["field"], "dose");
+
+    // A beneficiary with a booking stays; one without goes.
+    let (s, _, v) = send(
+        &srv,
+        Method::DELETE,
+        &format!("/v1/beneficiaries/{young}"),
+        Some(&a),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "beneficiary_in_use"));
+    let gone = others[2];
+    let (s, _, _) = send(
+        &srv,
+        Method::DELETE,
+        &format!("/v1/beneficiaries/{gone}"),
+        Some(&a),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = srv
+        .get(&format!("/v1/beneficiaries/{gone}"), Some(&a))
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, _, v) = send(
+        &srv,
+        Method::DELETE,
+        &format!("/v1/beneficiaries/{gone}"),
+        Some(&a),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+
+    // A pool of one: the second person, otherwise eligible, hears pool_full.
+    let (small, small_slot) = make_session(&srv, 1, 1).await;
+    let (s, v) = add(&srv, &b, "Meena", 1992, &aadhaar(201)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let b_ben = v["beneficiary_id"].as_u64().unwrap();
+    let (s, _, filled) = book(&srv, &a, "p-1", others[0], small, small_slot, 1).await;
+    assert_eq!(s, StatusCode::CREATED, "{filled}");
+    let (s, _, v) = book(&srv, &b, "p-2", b_ben, small, small_slot, 1).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "pool_full"));
+
+    // Yesterday's session is closed.
+    let (past, past_slot) = make_session(&srv, -1, 10).await;
+    let (s, _, v) = book(&srv, &b, "c-1", b_ben, past, past_slot, 1).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "session_closed"));
+
+    // Checked in: no longer cancellable by the citizen.
+    let filled_id = filled["booking_id"].as_u64().unwrap();
+    let p = srv
+        .state
+        .inv
+        .check_in(BookingId(filled_id), &Scope::All, srv.state.now())
+        .unwrap();
+    commit(&srv.state, p).await.unwrap();
+    let (s, _, v) = send(
+        &srv,
+        Method::POST,
+        &format!("/v1/bookings/{filled_id}/cancel"),
+        Some(&a),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "booking_state"));
+    let (s, v) = srv
+        .get(&format!("/v1/bookings/{filled_id}"), Some(&a))
+        .await;
+    assert_eq!((s, &v["status"]), (StatusCode::OK, &json!("checked_in")));
+    let (s, _, v) = send(
+        &srv,
+        Method::POST,
+        &format!("/v1/bookings/{filled_id}/reschedule"),
+        Some(&a),
+        Some("m-1"),
+        Some(json!({"session_id": young_session, "slot_id": young_slots[2]})),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "booking_state"),
+        "{v}"
+    );
+    // B cannot see or touch A's checked-in booking.
+    let (s, v) = srv
+        .get(&format!("/v1/bookings/{filled_id}"), Some(&b))
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+
+    // The engine agrees with what the API said.
+    let session = srv.state.inv.session(SessionId(small)).unwrap();
+    let pool_booked: u32 = session.slots[0].pools.iter().map(|p| p.booked).sum();
+    assert_eq!(pool_booked, 1);
+    assert!(srv
+        .state
+        .inv
+        .booking(BookingId(filled_id), &Scope::All)
+        .is_some_and(|b| b.slot_id == SlotId(small_slot)));
+    srv.finish().await;
+}
+
+#[tokio::test]
+async fn otp_auth_and_request_shapes_on_embedded() {
+    let srv = TestServer::embedded().await;
+
+    // No token, a garbage token, an operator key: 401.
+    for bearer in [
+        None,
+        Some("garbage"),
+        Some("a.b.c"),
+        Some(srv.admin_key.as_str()),
+    ] {
+        let (s, v) = srv.get("/v1/me", bearer).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            "{bearer:?}"
+        );
+        let (s, v) = srv.get("/v1/bookings", bearer).await;
+        assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+    }
+
+    // OTP.
+    let (s, v) = srv
+        .post("/v1/auth/otp", None, json!({"mobile": "12345"}))
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request"));
+    assert_eq!(v["error"]["details"]["field"], "mobile");
+    let mobile = "8765432109";
+    let (s, v) = srv
+        .post("/v1/auth/otp", None, json!({"mobile": mobile}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["expires_in_s"], 180);
+    assert_eq!(v["resend_after_s"], 30);
+    let (txn, otp) = srv.otp_for(mobile).await;
+    assert_eq!(v["txn_id"], txn);
+    assert!(!v.to_string().contains(&otp));
+    let wrong = if otp == "000000" { "111111" } else { "000000" };
+    for left in [2, 1, 0] {
+        let (s, v) = srv
+            .post(
+                "/v1/auth/otp/verify",
+                None,
+                json!({"txn_id": txn, "otp": wrong}),
+            )
+            .await;
+        assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "otp_invalid"));
+        assert_eq!(v["error"]["details"]["attempts_left"], left);
+        assert!(!v.to_string().contains(&otp));
+    }
+    let (s, v) = srv
+        .post(
+            "/v1/auth/otp/verify",
+            None,
+            json!({"txn_id": txn, "otp": otp}),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "otp_expired"));
+    let (s, v) = srv
+        .post(
+            "/v1/auth/otp/verify",
+            None,
+            json!({"txn_id": "nope", "otp": otp}),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "otp_expired"));
+    let (s, h, v) = send(
+        &srv,
+        Method::POST,
+        "/v1/auth/otp",
+        None,
+        None,
+        Some(json!({"mobile": mobile})),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::TOO_MANY_REQUESTS, "otp_resend_too_soon")
+    );
+    let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry));
+    assert_eq!(v["error"]["details"]["retry_after_s"], retry);
+
+    // A good login.
+    let (s, v) = srv
+        .post("/v1/auth/otp", None, json!({"mobile": "07654321098"}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (txn, otp) = srv.otp_for("7654321098").await;
+    let (s, v) = srv
+        .post(
+            "/v1/auth/otp/verify",
+            None,
+            json!({"txn_id": txn, "otp": otp}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["token_type"], "Bearer");
+    assert!(chrono::DateTime::parse_from_rfc3339(v["expires_at"].as_str().unwrap()).is_ok());
+    let token = v["token"].as_str().unwrap().to_string();
+    let (s, me) = srv.get("/v1/me", Some(&token)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(me["account_id"], v["account_id"]);
+    // The same OTP does not work twice.
+    let (s, v) = srv
+        .post(
+            "/v1/auth/otp/verify",
+            None,
+            json!({"txn_id": txn, "otp": otp}),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "otp_expired"));
+
+    // Beneficiary validation.
+    let good = aadhaar(555);
+    let mut bad_check = good.clone();
+    let last = bad_check.pop().unwrap().to_digit(10).unwrap();
+    bad_check.push(char::from_digit((last + 1) % 10, 10).unwrap());
+    let base = json!({"name": "Asha", "birth_year": 1980, "gender": "female", "id_type": "aadhaar", "id_number": good});
+    let with = |k: &str, val: Value| {
+        let mut b = base.clone();
+        b[k] = val;
+        b
+    };
+    let year = u64::try_from(chrono::Datelike::year(&srv.state.today())).unwrap();
+    for (body, field) in [
+        (with("id_number", json!(bad_check)), "id_number"),
+        (with("id_number", json!("0234 5678 9012")), "id_number"),
+        (with("id_type", json!("ABCDE1234F")), "id_type"),
+        (with("birth_year", json!(1899)), "birth_year"),
+        (with("birth_year", json!(year + 1)), "birth_year"),
+        (with("birth_year", json!("1980")), "birth_year"),
+        (with("gender", json!("x")), "gender"),
+        (with("name", json!("   ")), "name"),
+        (with("name", json!("n".repeat(201))), "name"),
+        (with("colour", json!("red")), "colour"),
+    ] {
+        let (s, v) = srv
+            .post("/v1/beneficiaries", Some(&token), body.clone())
+            .await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{body}: {v}"
+        );
+        assert_eq!(v["error"]["details"]["field"], field, "{body}: {v}");
+        let text = v.to_string();
+        assert!(
+            !text.contains(&good) && !text.contains(&bad_check),
+            "{text}"
+        );
+    }
+    let mut missing = base.clone();
+    missing.as_object_mut().unwrap().remove("gender");
+    let (s, v) = srv.post("/v1/beneficiaries", Some(&token), missing).await;
+    assert_eq!(
+        (s, &v["error"]["details"]["field"]),
+        (StatusCode::BAD_REQUEST, &json!("gender"))
+    );
+    // Not JSON: 415; too big: 413; malformed: 400.
+    let resp = srv
+        .http
+        .post(format!("{}/v1/beneficiaries", srv.base))
+        .bearer_auth(&token)
+        .header("Content-Type", "text/plain")
+        .body(base.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(code(&v), "unsupported_media_type");
+    let big = format!("{{\"name\":\"{}\"}}", "a".repeat(2 * 1024 * 1024));
+    for path in ["/v1/beneficiaries", "/v1/bookings"] {
+        let resp = srv
+            .http
+            .post(format!("{}{path}", srv.base))
+            .bearer_auth(&token)
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", "big")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(code(&v), "payload_too_large");
+        let resp = srv
+            .http
+            .post(format!("{}{path}", srv.base))
+            .bearer_auth(&token)
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", "broken")
+            .body("{\"name\":")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{path}");
+    }
+    let resp = srv
+        .http
+        .post(format!("{}/v1/bookings", srv.base))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "plain")
+        .header("Content-Type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (s, _, v) = send(
+        &srv,
+        Method::POST,
+        "/v1/bookings",
+        Some(&token),
+        Some("typed"),
+        Some(json!({"beneficiary_id": "one", "session_id": 1, "slot_id": 1, "dose": 1})),
+    )
+    .await;
+    assert_eq!(
+        (s, &v["error"]["details"]["field"]),
+        (StatusCode::BAD_REQUEST, &json!("beneficiary_id"))
+    );
+    let (s, _, v) = send(
+        &srv,
+        Method::POST,
+        "/v1/bookings",
+        Some(&token),
+        Some("extra"),
+        Some(json!({"beneficiary_id": 1, "session_id": 1, "slot_id": 1, "dose": 1, "pass": "x"})),
+    )
+    .await;
+    assert_eq!(
+        (s, &v["error"]["details"]["field"]),
+        (StatusCode::BAD_REQUEST, &json!("pass"))
+    );
+    let (s, _, v) = send(
+        &srv,
+        Method::POST,
+        "/v1/bookings/1/cancel",
+        Some(&token),
+        None,
+        Some(json!({"why": 1})),
+    )
+    .await;
+    assert_eq!(
+        (s, &v["error"]["details"]["field"]),
+        (StatusCode::BAD_REQUEST, &json!("why"))
+    );
+
+    // Non-numeric path ids are simply not found.
+    for path in [
+        "/v1/bookings/abc",
+        "/v1/beneficiaries/abc",
+        "/v1/bookings/-1",
+    ] {
+        let (s, v) = srv.get(path, Some(&token)).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{path}"
+        );
+    }
+    let (s, _, v) = send(
+        &srv,
+        Method::POST,
+        "/v1/bookings/abc/cancel",
+        Some(&token),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, _, v) = send(
+        &srv,
+        Method::POST,
+        "/v1/bookings/424242/cancel",
+        Some(&token),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    // The PDFs are not part of this API yet.
+    let (s, _) = srv.get("/v1/bookings/1/slip", Some(&token)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Pagination over the account's bookings.
+    let (session, slots, _) = demo_session(&srv, 18).await;
+    let mut ids = Vec::new();
+    for (i, seed) in [556u64, 557, 558].iter().enumerate() {
+        let (s, v) = add(&srv, &token, &format!("P{i}"), 1990, &aadhaar(*seed)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let ben = v["beneficiary_id"].as_u64().unwrap();
+        let (s, _, v) = book(
+            &srv,
+            &token,
+            &format!("page-{i}"),
+            ben,
+            session,
+            slots[i],
+            1,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["booking_id"].clone());
+    }
+    let (s, v) = srv.get("/v1/bookings?limit=2", Some(&token)).await;
+    assert_eq!(s, StatusCode::OK);
+    let page: Vec<Value> = v["bookings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["booking_id"].clone())
+        .collect();
+    assert_eq!(page, ids[..2]);
+    let after = v["next_after"].as_str().unwrap().to_string();
+    let (s, v) = srv
+        .get(&format!("/v1/bookings?limit=2&after={after}"), Some(&token))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let page: Vec<Value> = v["bookings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["booking_id"].clone())
+        .collect();
+    assert_eq!(page, ids[2..]);
+    assert!(v.get("next_after").is_none());
+    for bad in ["limit=0", "limit=501", "after=x", "colour=red"] {
+        let (s, v) = srv.get(&format!("/v1/bookings?{bad}"), Some(&token)).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{bad}"
+        );
+    }
+
+    // The OpenAPI document still builds.
+    let (s, v) = srv.get("/openapi.json", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["paths"].is_object());
+    srv.finish().await;
+}
