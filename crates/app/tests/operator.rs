@@ -1,0 +1,1213 @@
+//! Operators over real HTTP on PostgreSQL: the whole journey of a centre's day (centre,
+//! sessions, walk-in, check-in, administer, dose 2 by the interval, live capacity, day list,
+//! audit log), and every operator refusal with a real request.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use chrono::{Datelike, Days, NaiveDate};
+use common::{aadhaar, create_centre_key, TestServer};
+use kataar_app::durable::commit;
+use kataar_domain::*;
+use kataar_identity::{hash_operator_key, normalize_and_validate, IdType};
+use kataar_inventory::{AccountLookup, BookRequest, NewBeneficiary, NewSession, NewSlot};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn day(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+fn plus(d: NaiveDate, n: u64) -> NaiveDate {
+    d.checked_add_days(Days::new(n)).unwrap()
+}
+
+fn centre_body(name: &str) -> Value {
+    json!({
+        "name": name, "state_id": 20, "district_id": 312, "pincode": "462003",
+        "address": "Hamidia Road", "block_name": "Huzur", "lat": 23.26, "long": 77.40,
+        "fee_type": "free",
+    })
+}
+
+fn session_body(centre: u64, date: NaiveDate, vaccine: &str) -> Value {
+    json!({
+        "centre_id": centre, "date": day(date), "vaccine": vaccine, "min_age": 18, "max_age": null,
+        "slots": [
+            {"start": "09:00", "end": "11:00", "capacity": {"dose1_online": 5, "dose1_walkin": 2, "dose2_online": 3, "dose2_walkin": 1}},
+            {"start": "11:00", "end": "13:00", "capacity": {"dose1_online": 4, "dose1_walkin": 2, "dose2_online": 3, "dose2_walkin": 1}},
+        ],
+    })
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+fn field(v: &Value) -> &str {
+    v["error"]["details"]["field"].as_str().unwrap_or("")
+}
+
+/// The pool of a session answer by slot index, dose and channel.
+fn pool_id(session: &Value, slot: usize, dose: u64, channel: &str) -> u64 {
+    session["slots"][slot]["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["dose"] == dose && p["channel"] == channel)
+        .unwrap()["pool_id"]
+        .as_u64()
+        .unwrap()
+}
+
+fn slot_id(session: &Value, slot: usize) -> u64 {
+    session["slots"][slot]["slot_id"].as_u64().unwrap()
+}
+
+async fn create_centre(srv: &TestServer, key: &str, name: &str) -> Value {
+    let (s, v) = srv
+        .post("/v1/admin/centres", Some(key), centre_body(name))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v
+}
+
+async fn create_session(srv: &TestServer, key: &str, body: Value) -> Value {
+    let (s, v) = srv.post("/v1/admin/sessions", Some(key), body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v
+}
+
+/// A citizen (account by mobile, one beneficiary) booked online through the engine and made
+/// durable, as the citizen API does. `today` lets a test book into a session it dated in the
+/// past. Returns the booking id.
+#[allow(clippy::too_many_arguments)]
+async fn citizen_booking(
+    srv: &TestServer,
+    mobile: &str,
+    seed: u64,
+    session: u64,
+    slot: u64,
+    dose: Dose,
+    today: NaiveDate,
+) -> u64 {
+    let st = &srv.state;
+    let now = st.now();
+    let account = match st.inv.ensure_account(Some(mobile), now) {
+        AccountLookup::Existing(a) => a,
+        AccountLookup::New(p) => commit(st, p).await.unwrap(),
+    };
+    let id = normalize_and_validate(IdType::Aadhaar, &aadhaar(seed)).unwrap();
+    let band = st.inv.session(SessionId(session)).unwrap().session;
+    let birth_year = u16::try_from(band.date.year()).unwrap() - band.min_age;
+    let person = NewBeneficiary {
+        person_key: PersonKey(st.keyer.key(&id)),
+        name: format!("Citizen {seed}"),
+        birth_year,
+        gender: Gender::Female,
+        id_type: "aadhaar".into(),
+        id_masked: id.masked(),
+    };
+    let added = st
+        .inv
+        .add_beneficiary(account.account_id, person, now)
+        .unwrap();
+    let beneficiary = commit(st, added).await.unwrap();
+    let req = BookRequest {
+        account_id: account.account_id,
+        beneficiary_id: beneficiary.beneficiary_id,
+        session_id: SessionId(session),
+        slot_id: SlotId(slot),
+        dose,
+        now,
+        today,
+    };
+    let booked = st.inv.book(&req, |_| Ok(())).unwrap();
+    commit(st, booked).await.unwrap().booking_id.0
+}
+
+fn walkin_body(session: &Value, slot: usize, dose: u8, seed: u64, name: &str) -> Value {
+    json!({
+        "session_id": session["session_id"], "slot_id": slot_id(session, slot), "dose": dose,
+        "beneficiary": {"name": name, "birth_year": 1975, "gender": "male",
+            "id_type": "aadhaar", "id_number": aadhaar(seed), "mobile": format!("+91 98765 {:05}", seed % 100_000)},
+    })
+}
+
+#[tokio::test]
+async fn operator_journey_and_audit_log() {
+    let srv = TestServer::postgres().await;
+    let admin = srv.admin_key.clone();
+    let admin_id = srv
+        .state
+        .inv
+        .operator_key(&hash_operator_key(&admin))
+        .unwrap()
+        .operator_id
+        .0;
+    let today = srv.state.today();
+
+    // A centre: create, read, list with pagination, change.
+    let mut body = centre_body("Hamidia Hospital");
+    body["fee_type"] = json!("paid");
+    body["fee_rupees"] = json!(250);
+    let centre = create_centre(&srv, &admin, "unused").await;
+    let (s, paid) = srv.post("/v1/admin/centres", Some(&admin), body).await;
+    assert_eq!(s, StatusCode::CREATED, "{paid}");
+    assert_eq!(paid["fee_type"], "paid");
+    assert_eq!(paid["fee_rupees"], 250);
+    assert_eq!(paid["pincode"], "462003");
+    let c = centre["centre_id"].as_u64().unwrap();
+    let (s, v) = srv
+        .get(&format!("/v1/admin/centres/{c}"), Some(&admin))
+        .await;
+    assert_eq!((s, &v["name"]), (StatusCode::OK, &json!("unused")));
+    let (s, page1) = srv.get("/v1/admin/centres?limit=10", Some(&admin)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(page1["centres"].as_array().unwrap().len(), 10);
+    let after = page1["next_after"].as_str().unwrap().to_string();
+    let (_, page2) = srv
+        .get(
+            &format!("/v1/admin/centres?limit=10&after={after}"),
+            Some(&admin),
+        )
+        .await;
+    let ids: Vec<u64> = page2["centres"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["centre_id"].as_u64().unwrap())
+        .collect();
+    assert!(ids.contains(&c), "{page2}");
+    assert_eq!(page2["next_after"], Value::Null);
+    let (s, v) = srv
+        .call(
+            Method::PATCH,
+            &format!("/v1/admin/centres/{c}"),
+            Some(&admin),
+            Some(json!({"name": "  Hamidia Centre  ", "address": "Royal Market"})),
+        )
+        .await
+        .pipe();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (&v["name"], &v["address"]),
+        (&json!("Hamidia Centre"), &json!("Royal Market"))
+    );
+
+    // A session today, and two later ones for dose 2.
+    let session = create_session(&srv, &admin, session_body(c, today, "covaxin")).await;
+    assert_eq!(session["vaccine"], "COVAXIN");
+    assert_eq!(session["date"], day(today));
+    assert_eq!(session["max_age"], Value::Null);
+    let pools = session["slots"][0]["pools"].as_array().unwrap();
+    assert_eq!(pools.len(), 4);
+    for p in pools {
+        for key in ["pool_id", "dose", "channel", "capacity", "booked"] {
+            assert!(p.get(key).is_some(), "{key} in {p}");
+        }
+        assert_eq!(p["booked"], 0);
+    }
+    let sid = session["session_id"].as_u64().unwrap();
+    let early = create_session(&srv, &admin, session_body(c, plus(today, 10), "COVAXIN")).await;
+    let due = create_session(&srv, &admin, session_body(c, plus(today, 28), "COVAXIN")).await;
+
+    // A walk-in, registered and checked in at once, with the request id it was sent under.
+    let resp = srv
+        .http
+        .post(format!("{}/v1/admin/walkins", srv.base))
+        .bearer_auth(&admin)
+        .header("X-Request-Id", "walkin-req-1")
+        .json(&walkin_body(&session, 0, 1, 101, "Ravi Kumar"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let walkin: Value = resp.json().await.unwrap();
+    assert_eq!(walkin["status"], "checked_in");
+    assert_eq!(walkin["channel"], "walkin");
+    assert_eq!(walkin["name"], "Ravi Kumar");
+    let last4 = &aadhaar(101)[8..];
+    assert_eq!(walkin["id_masked"], format!("XXXX-XXXX-{last4}"));
+    assert_eq!(walkin["token_number"], 1);
+    let walkin_id = walkin["booking_id"].as_u64().unwrap();
+
+    // A citizen's online booking: check-in, then administer.
+    let booking = citizen_booking(
+        &srv,
+        "9876500001",
+        202,
+        sid,
+        slot_id(&session, 1),
+        Dose::One,
+        today,
+    )
+    .await;
+    let (s, v) = srv
+        .call(
+            Method::POST,
+            &format!("/v1/admin/bookings/{booking}/check-in"),
+            Some(&admin),
+            None,
+        )
+        .await
+        .pipe();
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("checked_in")),
+        "{v}"
+    );
+    let (s, v) = srv
+        .post(
+            &format!("/v1/admin/bookings/{booking}/administer"),
+            Some(&admin),
+            json!({"vaccine": "COVAXIN", "batch": "BB-2031"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("administered")),
+        "{v}"
+    );
+    assert_eq!(v["administered"]["batch"], "BB-2031");
+    assert_eq!(v["administered"]["operator_id"], admin_id);
+    let (s, v) = srv
+        .post(
+            &format!("/v1/admin/bookings/{walkin_id}/administer"),
+            Some(&admin),
+            json!({"vaccine": "covaxin", "batch": "BB-2031"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // Dose 2 of the walk-in: refused before the interval, allowed on its first day.
+    let (s, v) = srv
+        .post(
+            "/v1/admin/walkins",
+            Some(&admin),
+            walkin_body(&early, 0, 2, 101, "Ravi Kumar"),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "dose_interval"),
+        "{v}"
+    );
+    assert_eq!(v["error"]["details"]["earliest_date"], day(plus(today, 28)));
+    let (s, v) = srv
+        .post(
+            "/v1/admin/walkins",
+            Some(&admin),
+            walkin_body(&due, 0, 2, 101, "Ravi Kumar"),
+        )
+        .await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::CREATED, Some("checked_in")),
+        "{v}"
+    );
+    assert_eq!(v["dose"], 2);
+    // Dose 1 again is a dose-sequence refusal.
+    let (s, v) = srv
+        .post(
+            "/v1/admin/walkins",
+            Some(&admin),
+            walkin_body(&due, 1, 1, 101, "Ravi Kumar"),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "dose_sequence"),
+        "{v}"
+    );
+
+    // Live counts: the session, the capacity view, the day's list.
+    let (s, v) = srv
+        .get(&format!("/v1/admin/sessions/{sid}"), Some(&admin))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["totals"]["booked"], 2);
+    assert_eq!(v["totals"]["administered"], 2);
+    assert_eq!(v["totals"]["capacity"], 21);
+    let (s, v) = srv
+        .get(&format!("/v1/admin/capacity?centre_id={c}"), Some(&admin))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let centres = v["centres"].as_array().unwrap();
+    assert_eq!(centres.len(), 1);
+    assert_eq!(centres[0]["sessions"].as_array().unwrap().len(), 1);
+    let pool = &centres[0]["sessions"][0]["pools"][0];
+    for key in [
+        "pool_id",
+        "slot_id",
+        "dose",
+        "channel",
+        "capacity",
+        "booked",
+        "checked_in",
+        "administered",
+        "no_show",
+        "available",
+    ] {
+        assert!(pool.get(key).is_some(), "{key} in {pool}");
+    }
+    assert_eq!(v["totals"]["administered"], 2);
+    assert_eq!(v["totals"]["available"], 19);
+    let (_, v) = srv
+        .get(
+            &format!("/v1/admin/capacity?centre_id={c}&days=14"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(v["centres"][0]["sessions"].as_array().unwrap().len(), 2);
+    assert_eq!(v["totals"]["checked_in"], 0);
+    let (_, v) = srv
+        .get(
+            &format!(
+                "/v1/admin/capacity?centre_id={c}&days=14&date={}",
+                day(plus(today, 20))
+            ),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(v["totals"]["checked_in"], 1, "{v}");
+    let (s, v) = srv
+        .get("/v1/admin/capacity?district_id=312", Some(&admin))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["centres"].as_array().unwrap().len() >= 3);
+    let (s, v) = srv
+        .get(
+            &format!("/v1/admin/bookings?session_id={sid}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let list = v["bookings"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["token_number"], 1);
+    assert_eq!(list[0]["name"], "Ravi Kumar");
+    assert_eq!(list[1]["token_number"], 2);
+    assert_eq!(list[1]["name"], "Citizen 202");
+    assert!(list[1]["id_masked"]
+        .as_str()
+        .unwrap()
+        .starts_with("XXXX-XXXX-"));
+    let (_, v) = srv
+        .get(
+            &format!("/v1/admin/bookings?session_id={sid}&limit=1"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(v["bookings"].as_array().unwrap().len(), 1);
+    assert_eq!(v["next_after"], "1");
+
+    // The audit log: every write, by whom, under which request, and no photo-ID number.
+    let (s, v) = srv.get("/v1/admin/audit?limit=500", Some(&admin)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let records = v["audit"].as_array().unwrap();
+    let actions: Vec<&str> = records
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "centre.create",
+            "centre.create",
+            "centre.update",
+            "session.create",
+            "session.create",
+            "session.create",
+            "walkin.create",
+            "booking.check_in",
+            "booking.administer",
+            "booking.administer",
+            "walkin.create",
+        ]
+    );
+    for r in records {
+        assert_eq!(r["operator_id"], admin_id, "{r}");
+        assert!(!r["request_id"].as_str().unwrap().is_empty(), "{r}");
+    }
+    let ids: Vec<u64> = records
+        .iter()
+        .map(|r| r["audit_id"].as_u64().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "newest last: {ids:?}");
+    assert_eq!(records[6]["request_id"], "walkin-req-1");
+    assert_eq!(records[6]["object"], format!("booking:{walkin_id}"));
+    assert_eq!(records[6]["before"], Value::Null);
+    assert_eq!(records[8]["object"], format!("booking:{booking}"));
+    assert_eq!(records[8]["before"]["status"], "checked_in");
+    assert_eq!(records[8]["after"]["status"], "administered");
+    assert_eq!(records[2]["before"]["name"], "unused");
+    assert_eq!(records[2]["after"]["name"], "Hamidia Centre");
+    let text = v.to_string();
+    for seed in [101, 202] {
+        let number = aadhaar(seed);
+        assert!(!text.contains(&number), "photo-ID number in the audit log");
+        assert!(
+            !text.contains(&number[..8]),
+            "photo-ID digits in the audit log"
+        );
+    }
+    let (_, p1) = srv.get("/v1/admin/audit?limit=4", Some(&admin)).await;
+    assert_eq!(p1["audit"].as_array().unwrap().len(), 4);
+    let after = p1["next_after"].as_str().unwrap().to_string();
+    let (_, p2) = srv
+        .get(
+            &format!("/v1/admin/audit?limit=500&after={after}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(p2["audit"].as_array().unwrap().len(), records.len() - 4);
+    assert_eq!(p2["audit"][0]["audit_id"], records[4]["audit_id"]);
+    assert_eq!(p2["next_after"], Value::Null);
+    srv.finish().await;
+}
+
+/// Lets a `call` answer be used like `post`'s (status, body).
+trait Pipe {
+    fn pipe(self) -> (StatusCode, Value);
+}
+
+impl Pipe for (StatusCode, reqwest::header::HeaderMap, Value) {
+    fn pipe(self) -> (StatusCode, Value) {
+        (self.0, self.2)
+    }
+}
+
+#[tokio::test]
+async fn operator_refusals() {
+    let srv = TestServer::postgres().await;
+    let admin = srv.admin_key.clone();
+    let st = srv.state.clone();
+    let today = st.today();
+
+    // Unauthenticated: no key, an unknown key, something that is not a key.
+    for bearer in [None, Some("kop_0000000000000000000000000000"), Some("abc")] {
+        let (s, v) = srv.get("/v1/admin/centres", bearer).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            "{bearer:?}"
+        );
+    }
+    let (s, v) = srv
+        .post("/v1/admin/walkins", Some("kop_nope"), json!({}))
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+
+    // A centre key: forbidden to create centres or read the audit log; blind to other centres.
+    let mine = create_centre(&srv, &admin, "Mine").await["centre_id"]
+        .as_u64()
+        .unwrap();
+    let key = create_centre_key(&st, &[mine]).await;
+    let (s, v) = srv
+        .post("/v1/admin/centres", Some(&key), centre_body("Not mine"))
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, v) = srv.get("/v1/admin/audit", Some(&key)).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (_, v) = srv.get("/v1/admin/centres", Some(&key)).await;
+    let listed: Vec<u64> = v["centres"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["centre_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed, [mine]);
+    let demo_view = st.inv.centre_sessions(CentreId(1), today, 7).remove(0);
+    let (s, demo) = srv
+        .get(
+            &format!("/v1/admin/sessions/{}", demo_view.session.session_id),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let demo_sid = demo["session_id"].as_u64().unwrap();
+    let demo_pool = pool_id(&demo, 0, 1, "online");
+    let demo_date = NaiveDate::parse_from_str(demo["date"].as_str().unwrap(), "%Y-%m-%d").unwrap();
+    let demo_booking = citizen_booking(
+        &srv,
+        "9876500002",
+        301,
+        demo_sid,
+        slot_id(&demo, 0),
+        Dose::One,
+        today,
+    )
+    .await;
+    assert!(demo_date >= today);
+    let hidden: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, "/v1/admin/centres/1".into(), None),
+        (
+            Method::PATCH,
+            "/v1/admin/centres/1".into(),
+            Some(json!({"name": "x"})),
+        ),
+        (Method::GET, format!("/v1/admin/sessions/{demo_sid}"), None),
+        (
+            Method::POST,
+            format!("/v1/admin/sessions/{demo_sid}/cancel"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/v1/admin/bookings?session_id={demo_sid}"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/admin/pools/{demo_pool}"),
+            Some(json!({"capacity": 1})),
+        ),
+        (
+            Method::POST,
+            "/v1/admin/pools/move".into(),
+            Some(
+                json!({"from_pool_id": demo_pool, "to_pool_id": pool_id(&demo, 0, 2, "online"), "count": 1}),
+            ),
+        ),
+        (
+            Method::POST,
+            format!("/v1/admin/bookings/{demo_booking}/check-in"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/admin/bookings/{demo_booking}/no-show"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/admin/bookings/{demo_booking}/administer"),
+            Some(json!({"vaccine": "COVISHIELD", "batch": "X"})),
+        ),
+        (
+            Method::POST,
+            "/v1/admin/sessions".into(),
+            Some(session_body(1, today, "COVISHIELD")),
+        ),
+        (
+            Method::POST,
+            "/v1/admin/walkins".into(),
+            Some(walkin_body(&demo, 0, 1, 302, "Hidden")),
+        ),
+        // Ids that are not numbers, or unknown.
+        (Method::GET, "/v1/admin/sessions/abc".into(), None),
+        (Method::POST, "/v1/admin/bookings/xyz/check-in".into(), None),
+        (
+            Method::PATCH,
+            "/v1/admin/pools/-1".into(),
+            Some(json!({"capacity": 1})),
+        ),
+        (Method::GET, "/v1/admin/sessions/999999".into(), None),
+    ];
+    for (method, path, body) in hidden {
+        let (s, _, v) = srv.call(method.clone(), &path, Some(&key), body).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{method} {path}: {v}"
+        );
+    }
+    let (_, v) = srv
+        .get("/v1/admin/capacity?district_id=312", Some(&key))
+        .await;
+    let seen: Vec<u64> = v["centres"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["centre_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seen, [mine]);
+    // ... and nothing changed for the demo centre.
+    assert_eq!(
+        st.inv
+            .booking(BookingId(demo_booking), &kataar_inventory::Scope::All)
+            .unwrap()
+            .status,
+        BookingStatus::Booked
+    );
+
+    // The centre key works on its own centre.
+    let session = create_session(&srv, &key, session_body(mine, today, "COVAXIN")).await;
+    let sid = session["session_id"].as_u64().unwrap();
+    let d1_online = pool_id(&session, 0, 1, "online");
+    let d1_walkin = pool_id(&session, 0, 1, "walkin");
+    let d2_online = pool_id(&session, 0, 2, "online");
+
+    // Capacity below booked.
+    let b1 = citizen_booking(
+        &srv,
+        "9876500003",
+        303,
+        sid,
+        slot_id(&session, 0),
+        Dose::One,
+        today,
+    )
+    .await;
+    let patch = |pool: u64, capacity: Value| {
+        let srv = &srv;
+        let key = key.clone();
+        async move {
+            srv.call(
+                Method::PATCH,
+                &format!("/v1/admin/pools/{pool}"),
+                Some(&key),
+                Some(json!({"capacity": capacity})),
+            )
+            .await
+            .pipe()
+        }
+    };
+    let (s, v) = patch(d1_online, json!(0)).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "capacity_below_booked"),
+        "{v}"
+    );
+    let (s, v) = patch(d1_online, json!(1)).await;
+    assert_eq!(
+        (s, &v["capacity"], &v["available"]),
+        (StatusCode::OK, &json!(1), &json!(0)),
+        "{v}"
+    );
+    for bad in [
+        json!(-1),
+        json!(100_001),
+        json!(5_000_000_000u64),
+        json!("ten"),
+    ] {
+        let (s, v) = patch(d1_online, bad.clone()).await;
+        assert_eq!(
+            (s, field(&v)),
+            (StatusCode::BAD_REQUEST, "capacity"),
+            "{bad}: {v}"
+        );
+    }
+
+    // Booking states and the vaccine check.
+    let admin_post = |path: String, body: Option<Value>| {
+        let srv = &srv;
+        let admin = admin.clone();
+        async move {
+            srv.call(Method::POST, &path, Some(&admin), body)
+                .await
+                .pipe()
+        }
+    };
+    let administer = json!({"vaccine": "COVAXIN", "batch": "B7"});
+    let (s, v) = admin_post(
+        format!("/v1/admin/bookings/{b1}/administer"),
+        Some(administer.clone()),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "booking_state"),
+        "{v}"
+    );
+    let (s, v) = admin_post(format!("/v1/admin/bookings/{b1}/no-show"), None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "booking_state"),
+        "no-show on the day: {v}"
+    );
+    let (s, _) = admin_post(format!("/v1/admin/bookings/{b1}/check-in"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = admin_post(format!("/v1/admin/bookings/{b1}/check-in"), None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "booking_state"),
+        "{v}"
+    );
+    let (s, v) = admin_post(
+        format!("/v1/admin/bookings/{b1}/administer"),
+        Some(json!({"vaccine": "COVISHIELD", "batch": "B7"})),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "vaccine_mismatch"),
+        "{v}"
+    );
+    let (s, v) = admin_post(
+        format!("/v1/admin/bookings/{b1}/administer"),
+        Some(json!({"vaccine": "PFIZER", "batch": "B7"})),
+    )
+    .await;
+    assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, "vaccine"), "{v}");
+    let (s, v) = admin_post(
+        format!("/v1/admin/bookings/{b1}/administer"),
+        Some(json!({"vaccine": "COVAXIN", "batch": "  "})),
+    )
+    .await;
+    assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, "batch"), "{v}");
+    let (s, v) = admin_post(
+        format!("/v1/admin/bookings/{b1}/check-in"),
+        Some(json!({"note": 1})),
+    )
+    .await;
+    assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, "note"), "{v}");
+    let (s, v) = admin_post(
+        format!("/v1/admin/bookings/{b1}/administer"),
+        Some(administer.clone()),
+    )
+    .await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("administered")),
+        "{v}"
+    );
+
+    // No-show after the session's day (a session dated yesterday, made through the engine).
+    let yesterday = today.pred_opt().unwrap();
+    let past = st
+        .inv
+        .create_session(NewSession {
+            centre_id: CentreId(mine),
+            date: yesterday,
+            vaccine: Vaccine::Covaxin,
+            min_age: 18,
+            max_age: None,
+            opens_at: None,
+            slots: vec![NewSlot {
+                start: "09:00".into(),
+                end: "10:00".into(),
+                dose1_online: 3,
+                dose1_walkin: 0,
+                dose2_online: 0,
+                dose2_walkin: 0,
+            }],
+        })
+        .unwrap();
+    let past = commit(&st, past).await.unwrap();
+    let past_view = st.inv.session(past.session_id).unwrap();
+    let absent = citizen_booking(
+        &srv,
+        "9876500004",
+        304,
+        past.session_id.0,
+        past_view.slots[0].slot.slot_id.0,
+        Dose::One,
+        yesterday,
+    )
+    .await;
+    let (s, v) = admin_post(format!("/v1/admin/bookings/{absent}/no-show"), None).await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("no_show")),
+        "{v}"
+    );
+    let (s, v) = admin_post(format!("/v1/admin/bookings/{absent}/no-show"), None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "booking_state"),
+        "{v}"
+    );
+    let (_, v) = srv
+        .get(
+            &format!(
+                "/v1/admin/capacity?centre_id={mine}&date={}",
+                day(yesterday)
+            ),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(v["totals"]["no_show"], 1, "{v}");
+
+    // Moving places: atomic, within one session only.
+    let (s, v) = admin_post(
+        "/v1/admin/pools/move".into(),
+        Some(json!({"from_pool_id": d1_online, "to_pool_id": d1_walkin, "count": 1})),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "capacity_below_booked"),
+        "{v}"
+    );
+    assert_eq!(st.inv.pool(PoolId(d1_online)).unwrap().capacity, 1);
+    assert_eq!(st.inv.pool(PoolId(d1_walkin)).unwrap().capacity, 2);
+    let (s, v) = admin_post(
+        "/v1/admin/pools/move".into(),
+        Some(json!({"from_pool_id": d2_online, "to_pool_id": d1_online, "count": 2})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let caps: Vec<(u64, u64)> = v["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["pool_id"].as_u64().unwrap(),
+                p["capacity"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(caps, [(d2_online, 1), (d1_online, 3)]);
+    let other = create_session(&srv, &admin, session_body(mine, plus(today, 1), "COVAXIN")).await;
+    let other_pool = pool_id(&other, 0, 1, "online");
+    for (body, f) in [
+        (
+            json!({"from_pool_id": d2_online, "to_pool_id": other_pool, "count": 1}),
+            "to_pool_id",
+        ),
+        (
+            json!({"from_pool_id": d2_online, "to_pool_id": d2_online, "count": 1}),
+            "to_pool_id",
+        ),
+        (
+            json!({"from_pool_id": d2_online, "to_pool_id": d1_online, "count": 0}),
+            "count",
+        ),
+        (
+            json!({"from_pool_id": d2_online, "to_pool_id": d1_online, "count": -3}),
+            "count",
+        ),
+    ] {
+        let (s, v) = admin_post("/v1/admin/pools/move".into(), Some(body.clone())).await;
+        assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, f), "{body}: {v}");
+    }
+    assert_eq!(st.inv.pool(PoolId(d2_online)).unwrap().capacity, 1);
+    assert_eq!(st.inv.pool(PoolId(other_pool)).unwrap().capacity, 5);
+
+    // Cancelling a session: its bookings are cancelled, availability drops it.
+    let osid = other["session_id"].as_u64().unwrap();
+    let tomorrow = plus(today, 1);
+    let c1 = citizen_booking(
+        &srv,
+        "9876500005",
+        305,
+        osid,
+        slot_id(&other, 0),
+        Dose::One,
+        today,
+    )
+    .await;
+    citizen_booking(
+        &srv,
+        "9876500006",
+        306,
+        osid,
+        slot_id(&other, 1),
+        Dose::One,
+        today,
+    )
+    .await;
+    let (s, v) = srv
+        .post(
+            "/v1/admin/walkins",
+            Some(&key),
+            walkin_body(&other, 1, 1, 307, "Walk In"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let avail = format!(
+        "/v1/availability?centre_id={mine}&date={}&days=1",
+        day(tomorrow)
+    );
+    let (_, v) = srv.get(&avail, None).await;
+    assert_eq!(v["centres"][0]["sessions"][0]["session_id"], osid, "{v}");
+    let (s, v) = srv
+        .call(
+            Method::POST,
+            &format!("/v1/admin/sessions/{osid}/cancel"),
+            Some(&key),
+            None,
+        )
+        .await
+        .pipe();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["cancelled"], true);
+    assert_eq!(v["bookings_cancelled"], 3);
+    assert_eq!(v["totals"]["booked"], 0);
+    let (_, v) = srv
+        .get(&format!("/v1/admin/bookings?session_id={osid}"), Some(&key))
+        .await;
+    let statuses: Vec<&str> = v["bookings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["cancelled", "cancelled", "cancelled"]);
+    assert_eq!(
+        st.inv
+            .booking(BookingId(c1), &kataar_inventory::Scope::All)
+            .unwrap()
+            .status,
+        BookingStatus::Cancelled
+    );
+    let (_, v) = srv.get(&avail, None).await;
+    assert_eq!(v["centres"].as_array().unwrap().len(), 0, "{v}");
+    let (s, v) = srv
+        .call(
+            Method::POST,
+            &format!("/v1/admin/sessions/{osid}/cancel"),
+            Some(&key),
+            None,
+        )
+        .await
+        .pipe();
+    assert_eq!(
+        (s, &v["cancelled"]),
+        (StatusCode::OK, &json!(true)),
+        "cancel again: {v}"
+    );
+    let (s, v) = srv
+        .post(
+            "/v1/admin/walkins",
+            Some(&key),
+            walkin_body(&other, 0, 1, 308, "Late"),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "session_closed"),
+        "{v}"
+    );
+
+    // Invalid inputs: sessions.
+    let good = session_body(mine, today, "COVAXIN");
+    let with = |path: &str, value: Value| {
+        let mut b = good.clone();
+        let mut target = &mut b;
+        let parts: Vec<&str> = path.split('.').collect();
+        for p in &parts[..parts.len() - 1] {
+            target = match p.parse::<usize>() {
+                Ok(i) => &mut target[i],
+                Err(_) => &mut target[*p],
+            };
+        }
+        target[*parts.last().unwrap()] = value;
+        b
+    };
+    let overlapping = json!([
+        {"start": "09:00", "end": "11:00", "capacity": {"dose1_online": 1, "dose1_walkin": 1, "dose2_online": 1, "dose2_walkin": 1}},
+        {"start": "10:30", "end": "12:00", "capacity": {"dose1_online": 1, "dose1_walkin": 1, "dose2_online": 1, "dose2_walkin": 1}},
+    ]);
+    let many: Vec<Value> = (0..49)
+        .map(|i| json!({"start": format!("{:02}:{:02}", i / 4 + 8, (i % 4) * 15), "end": format!("{:02}:{:02}", (i + 1) / 4 + 8, ((i + 1) % 4) * 15), "capacity": {"dose1_online": 1, "dose1_walkin": 1, "dose2_online": 1, "dose2_walkin": 1}}))
+        .collect();
+    let mut unknown = good.clone();
+    unknown["colour"] = json!("red");
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("bad date", with("date", json!("2026-02-30")), "date"),
+        ("past date", with("date", json!(day(yesterday))), "date"),
+        (
+            "bad time",
+            with("slots.0.start", json!("9:00")),
+            "slots[0].start",
+        ),
+        (
+            "hour 24",
+            with("slots.0.end", json!("24:00")),
+            "slots[0].end",
+        ),
+        (
+            "end before start",
+            with("slots.1.end", json!("10:00")),
+            "slots[1].end",
+        ),
+        (
+            "overlapping slots",
+            with("slots", overlapping),
+            "slots[1].start",
+        ),
+        ("no slots", with("slots", json!([])), "slots"),
+        ("too many slots", with("slots", json!(many)), "slots"),
+        (
+            "unknown vaccine",
+            with("vaccine", json!("PFIZER")),
+            "vaccine",
+        ),
+        (
+            "negative capacity",
+            with("slots.0.capacity.dose1_online", json!(-1)),
+            "slots[0].capacity.dose1_online",
+        ),
+        (
+            "huge capacity",
+            with("slots.0.capacity.dose2_walkin", json!(100_001)),
+            "slots[0].capacity.dose2_walkin",
+        ),
+        (
+            "enormous capacity",
+            with("slots.1.capacity.dose1_walkin", json!(5_000_000_000u64)),
+            "slots[1].capacity.dose1_walkin",
+        ),
+        ("ages reversed", with("max_age", json!(17)), "max_age"),
+        ("age too high", with("min_age", json!(121)), "min_age"),
+        (
+            "missing field",
+            with("slots.0.capacity", json!({"dose1_online": 1})),
+            "slots[0].capacity.dose1_walkin",
+        ),
+        ("unknown field", unknown, "colour"),
+        (
+            "unknown nested field",
+            with("slots.0.capacity.dose3_online", json!(1)),
+            "slots[0].capacity.dose3_online",
+        ),
+    ];
+    for (what, body, f) in cases {
+        let (s, v) = srv.post("/v1/admin/sessions", Some(&admin), body).await;
+        assert_eq!(
+            (s, code(&v), field(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_request", f),
+            "{what}: {v}"
+        );
+    }
+
+    // Invalid inputs: centres.
+    let centre_with = |k: &str, value: Value| {
+        let mut b = centre_body("Bad");
+        b[k] = value;
+        b
+    };
+    for (body, f) in [
+        (centre_with("pincode", json!("46200")), "pincode"),
+        (centre_with("pincode", json!("46200a")), "pincode"),
+        (centre_with("lat", json!(90.5)), "lat"),
+        (centre_with("long", json!(-180.5)), "long"),
+        (centre_with("fee_type", json!("cheap")), "fee_type"),
+        (centre_with("fee_rupees", json!(100)), "fee_rupees"),
+        (centre_with("state_id", json!(99)), "state_id"),
+        (centre_with("district_id", json!(97)), "district_id"),
+        (centre_with("name", json!("")), "name"),
+        (centre_with("website", json!("x")), "website"),
+    ] {
+        let (s, v) = srv
+            .post("/v1/admin/centres", Some(&admin), body.clone())
+            .await;
+        assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, f), "{body}: {v}");
+    }
+    let (s, v) = srv
+        .call(
+            Method::PATCH,
+            &format!("/v1/admin/centres/{mine}"),
+            Some(&admin),
+            Some(json!({"pincode": "462001"})),
+        )
+        .await
+        .pipe();
+    assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, "pincode"), "{v}");
+
+    // Invalid inputs: walk-ins (the photo-ID number never comes back).
+    let bad_id = {
+        let good = aadhaar(309);
+        let last = good.as_bytes()[11] - b'0';
+        format!("{}{}", &good[..11], (last + 1) % 10)
+    };
+    let walk = |k: &str, value: Value| {
+        let mut b = walkin_body(&session, 0, 1, 309, "Bad");
+        if let Some(rest) = k.strip_prefix("beneficiary.") {
+            b["beneficiary"][rest] = value;
+        } else {
+            b[k] = value;
+        }
+        b
+    };
+    for (body, f) in [
+        (
+            walk("beneficiary.id_number", json!(bad_id)),
+            "beneficiary.id_number",
+        ),
+        (
+            walk("beneficiary.id_type", json!("library_card")),
+            "beneficiary.id_type",
+        ),
+        (
+            walk("beneficiary.mobile", json!("12345")),
+            "beneficiary.mobile",
+        ),
+        (
+            walk("beneficiary.birth_year", json!(1800)),
+            "beneficiary.birth_year",
+        ),
+        (walk("beneficiary.gender", json!("x")), "beneficiary.gender"),
+        (walk("dose", json!(3)), "dose"),
+    ] {
+        let (s, v) = srv
+            .post("/v1/admin/walkins", Some(&admin), body.clone())
+            .await;
+        assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, f), "{body}: {v}");
+        assert!(
+            !v.to_string().contains(&bad_id),
+            "the ID number came back: {v}"
+        );
+    }
+
+    // Query parameters, media type, body size.
+    for bad in [
+        "/v1/admin/capacity",
+        "/v1/admin/capacity?district_id=312&centre_id=1",
+        "/v1/admin/capacity?district_id=312&days=15",
+        "/v1/admin/capacity?district_id=312&date=yesterday",
+        "/v1/admin/centres?limit=0",
+        "/v1/admin/centres?limit=501",
+        "/v1/admin/centres?after=x",
+        "/v1/admin/bookings",
+        "/v1/admin/audit?after=-1",
+    ] {
+        let (s, v) = srv.get(bad, Some(&admin)).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{bad}: {v}"
+        );
+    }
+    let resp = srv
+        .http
+        .post(format!("{}/v1/admin/sessions", srv.base))
+        .bearer_auth(&admin)
+        .header("Content-Type", "text/plain")
+        .body(good.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let mut huge = good.clone();
+    huge["padding"] = json!("x".repeat(2 * 1024 * 1024));
+    let (s, v) = srv.post("/v1/admin/sessions", Some(&admin), huge).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        "{v}"
+    );
+
+    // None of the refused writes left an audit record or a session behind.
+    let (_, v) = srv.get("/v1/admin/audit?limit=500", Some(&admin)).await;
+    let actions: Vec<&str> = v["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "centre.create",
+            "session.create",
+            "pool.capacity",
+            "booking.check_in",
+            "booking.administer",
+            "booking.no_show",
+            "pool.move",
+            "session.create",
+            "walkin.create",
+            "session.cancel",
+        ]
+    );
+    assert_eq!(
+        st.inv.centre_sessions(CentreId(mine), yesterday, 3).len(),
+        3
+    );
+    srv.finish().await;
+}
