@@ -210,7 +210,7 @@ async fn journey_idempotency_authorisation_and_restart_on_postgres() {
     let account_id = v["account_id"].as_u64().unwrap();
 
     let id_number = aadhaar(7_000_123);
-    let (s, ben) = add(&srv, &token, "  Asha Devi ", 1980, &spaced(&id_number)).await;
+    let (s, ben) = add(&srv, &token, "  Asha Devi ", 1990, &spaced(&id_number)).await;
     assert_eq!(s, StatusCode::CREATED, "{ben}");
     assert_eq!(ben["name"], "Asha Devi");
     assert_eq!(ben["id_masked"], format!("XXXX-XXXX-{}", &id_number[8..12]));

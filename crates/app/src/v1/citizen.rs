@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Datelike, Utc};
 use http::StatusCode;
-use kataar_api::{ApiError, ApiJson, ApiPath};
+use kataar_api::{ApiError, ApiJson, ApiPath, ErrorBody};
 use kataar_domain::limits::{BIRTH_YEAR_MIN, TEXT_CHARS_MAX};
 use kataar_domain::rules;
 use kataar_domain::{AccountId, BeneficiaryId, Gender};
@@ -24,6 +24,7 @@ use kataar_inventory::{AccountLookup, BeneficiaryView, NewBeneficiary};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Instant;
+use utoipa::{OpenApi, ToSchema};
 
 #[path = "citizen_bookings.rs"]
 pub mod bookings;
@@ -45,6 +46,47 @@ pub fn routes() -> Router<AppState> {
         .merge(bookings::routes())
 }
 
+/// The citizens' part of the OpenAPI document (for `OpenApi::merge`; the schemas of the
+/// answers are described in words, as in `api.md`).
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        otp_request,
+        otp_verify,
+        me,
+        add_beneficiary,
+        list_beneficiaries,
+        get_beneficiary,
+        remove_beneficiary
+    ),
+    components(schemas(OtpRequestBody, OtpVerifyBody, NewBeneficiaryBody, ErrorBody)),
+    tags((name = "citizens", description = "OTP login, beneficiaries, bookings")),
+    modifiers(&BearerScheme)
+)]
+struct CitizenDoc;
+
+/// Declares the `bearer` security scheme the citizen paths name.
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+    }
+}
+
+/// The OpenAPI paths of every citizen route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = CitizenDoc::openapi();
+    doc.merge(bookings::openapi());
+    doc
+}
+
 /// Maps an OTP refusal to its catalogue error.
 pub fn otp_error(e: OtpError) -> ApiError {
     match e {
@@ -57,12 +99,18 @@ pub fn otp_error(e: OtpError) -> ApiError {
 }
 
 /// Body of `POST /v1/auth/otp`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtpRequestBody {
     mobile: String,
 }
 
+/// Sends an OTP to a mobile.
+#[utoipa::path(post, path = "/v1/auth/otp", tag = "citizens", request_body = OtpRequestBody,
+    responses(
+        (status = 202, description = "`{txn_id, expires_in_s, resend_after_s}`"),
+        (status = 400, description = "`invalid_request` (`mobile`)", body = ErrorBody),
+        (status = 429, description = "`otp_resend_too_soon`, `otp_limit_reached`", body = ErrorBody)))]
 async fn otp_request(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<OtpRequestBody>,
@@ -95,7 +143,7 @@ async fn otp_request(
 }
 
 /// Body of `POST /v1/auth/otp/verify`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtpVerifyBody {
     txn_id: String,
@@ -106,6 +154,13 @@ fn unix_s(t: DateTime<Utc>) -> u64 {
     u64::try_from(t.timestamp()).unwrap_or(0)
 }
 
+/// Exchanges a transaction's OTP for a bearer token (creating the account on first login).
+#[utoipa::path(post, path = "/v1/auth/otp/verify", tag = "citizens",
+    request_body = OtpVerifyBody,
+    responses(
+        (status = 200, description = "`{token, token_type: Bearer, expires_at, account_id}`"),
+        (status = 401, description = "`otp_invalid` (`details.attempts_left`), `otp_expired`",
+            body = ErrorBody)))]
 async fn otp_verify(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<OtpVerifyBody>,
@@ -135,6 +190,11 @@ async fn otp_verify(
     })))
 }
 
+/// The signed-in account.
+#[utoipa::path(get, path = "/v1/me", tag = "citizens", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{account_id, mobile_masked, beneficiaries}`"),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody)))]
 async fn me(State(state): State<AppState>, citizen: Citizen) -> Result<Json<Value>, ApiError> {
     let account = state
         .inv
@@ -181,7 +241,7 @@ pub fn text_field(field: &'static str, raw: &str) -> Result<String, ApiError> {
 }
 
 /// Body of `POST /v1/beneficiaries`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBeneficiaryBody {
     name: String,
@@ -191,6 +251,14 @@ pub struct NewBeneficiaryBody {
     id_number: String,
 }
 
+/// Adds a beneficiary (at most four per account).
+#[utoipa::path(post, path = "/v1/beneficiaries", tag = "citizens", security(("bearer" = [])),
+    request_body = NewBeneficiaryBody,
+    responses(
+        (status = 201, description = "The beneficiary"),
+        (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody),
+        (status = 409, description = "`id_already_registered`, `beneficiary_exists`, \
+            `beneficiary_limit`", body = ErrorBody)))]
 async fn add_beneficiary(
     State(state): State<AppState>,
     citizen: Citizen,
@@ -251,10 +319,19 @@ async fn add_beneficiary(
         .into_response())
 }
 
+/// The account's beneficiaries.
+#[utoipa::path(get, path = "/v1/beneficiaries", tag = "citizens", security(("bearer" = [])),
+    responses((status = 200, description = "`{beneficiaries: [...]}`")))]
 async fn list_beneficiaries(State(state): State<AppState>, citizen: Citizen) -> Json<Value> {
     Json(json!({ "beneficiaries": beneficiaries_json(&state, citizen.account_id) }))
 }
 
+/// One of the account's beneficiaries.
+#[utoipa::path(get, path = "/v1/beneficiaries/{beneficiary_id}", tag = "citizens",
+    security(("bearer" = [])), params(("beneficiary_id" = u64, Path)),
+    responses(
+        (status = 200, description = "The beneficiary"),
+        (status = 404, description = "`not_found`", body = ErrorBody)))]
 async fn get_beneficiary(
     State(state): State<AppState>,
     citizen: Citizen,
@@ -267,6 +344,13 @@ async fn get_beneficiary(
     Ok(Json(render::beneficiary(&state.inv, &view)))
 }
 
+/// Removes a beneficiary with no booking and no dose.
+#[utoipa::path(delete, path = "/v1/beneficiaries/{beneficiary_id}", tag = "citizens",
+    security(("bearer" = [])), params(("beneficiary_id" = u64, Path)),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`beneficiary_in_use`", body = ErrorBody)))]
 async fn remove_beneficiary(
     State(state): State<AppState>,
     citizen: Citizen,
@@ -278,4 +362,74 @@ async fn remove_beneficiary(
         .or_api()?;
     durable::commit(&state, prepared).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_lists_every_citizen_route() {
+        let doc = openapi();
+        let json = doc.to_json().unwrap_or_default();
+        for path in [
+            "/v1/auth/otp",
+            "/v1/auth/otp/verify",
+            "/v1/me",
+            "/v1/beneficiaries",
+            "/v1/beneficiaries/{beneficiary_id}",
+            "/v1/bookings",
+            "/v1/bookings/{booking_id}",
+            "/v1/bookings/{booking_id}/cancel",
+            "/v1/bookings/{booking_id}/reschedule",
+        ] {
+            assert!(doc.paths.paths.contains_key(path), "{path} missing");
+        }
+        assert!(json.contains("BookBody"));
+        let schemes = doc
+            .components
+            .map(|c| c.security_schemes)
+            .unwrap_or_default();
+        assert!(schemes.contains_key("bearer"));
+        assert!(!doc
+            .paths
+            .paths
+            .contains_key("/v1/bookings/{booking_id}/slip"));
+    }
+
+    #[test]
+    fn otp_refusals_map_to_the_catalogue() {
+        let cases = [
+            (
+                OtpError::ResendTooSoon { retry_after_s: 7 },
+                429,
+                "otp_resend_too_soon",
+            ),
+            (
+                OtpError::LimitReached { retry_after_s: 60 },
+                429,
+                "otp_limit_reached",
+            ),
+            (OtpError::Busy { retry_after_s: 3 }, 503, "overloaded"),
+            (OtpError::Invalid { attempts_left: 1 }, 401, "otp_invalid"),
+            (OtpError::Expired, 401, "otp_expired"),
+        ];
+        for (e, status, code) in cases {
+            let api = otp_error(e);
+            assert_eq!((api.status.as_u16(), api.code), (status, code));
+        }
+        assert_eq!(
+            otp_error(OtpError::Busy { retry_after_s: 3 }).retry_after_s,
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn text_fields_are_trimmed_and_bounded() {
+        assert_eq!(text_field("name", "  Asha  ").ok().as_deref(), Some("Asha"));
+        assert!(text_field("name", "   ").is_err());
+        assert!(text_field("name", &"n".repeat(TEXT_CHARS_MAX)).is_ok());
+        assert!(text_field("name", &"n".repeat(TEXT_CHARS_MAX + 1)).is_err());
+        assert!(text_field("name", "a\u{0}b").is_err());
+    }
 }

@@ -15,13 +15,14 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::{HeaderMap, StatusCode};
-use kataar_api::{ApiError, ApiJson, ApiPath, ApiQuery, OptionalJson};
+use kataar_api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, OptionalJson};
 use kataar_domain::limits::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 use kataar_domain::{BeneficiaryId, Booking, BookingId, Dose, SessionId, SlotId};
 use kataar_inventory::{BookRequest, Prepared, Scope};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{OpenApi, ToSchema};
 
 /// The booking routes.
 pub fn routes() -> Router<AppState> {
@@ -30,6 +31,19 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/bookings/{booking_id}", get(read))
         .route("/v1/bookings/{booking_id}/cancel", post(cancel))
         .route("/v1/bookings/{booking_id}/reschedule", post(reschedule))
+}
+
+/// The bookings part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(book, list, read, cancel, reschedule),
+    components(schemas(BookBody, RescheduleBody))
+)]
+struct BookingsDoc;
+
+/// The OpenAPI paths of the booking routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    BookingsDoc::openapi()
 }
 
 /// A strict JSON body (as [`ApiJson`]) together with its raw bytes (for request hashing).
@@ -73,7 +87,7 @@ fn rendered(state: &AppState, p: Prepared<Booking>) -> Prepared<Value> {
 }
 
 /// Body of `POST /v1/bookings`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookBody {
     beneficiary_id: u64,
@@ -82,6 +96,16 @@ pub struct BookBody {
     dose: u8,
 }
 
+/// Books a place (`Idempotency-Key` required).
+#[utoipa::path(post, path = "/v1/bookings", tag = "citizens", security(("bearer" = [])),
+    params(("Idempotency-Key" = String, Header)), request_body = BookBody,
+    responses(
+        (status = 201, description = "The booking"),
+        (status = 409, description = "`pool_full`, `already_booked`, `not_eligible`, \
+            `dose_sequence`, `dose_interval`, `vaccine_mismatch`, `session_closed`, `not_open`",
+            body = ErrorBody),
+        (status = 422, description = "`idempotency_key_mismatch`", body = ErrorBody),
+        (status = 428, description = "`idempotency_key_required`", body = ErrorBody)))]
 async fn book(
     State(state): State<AppState>,
     citizen: Citizen,
@@ -116,13 +140,22 @@ async fn book(
 }
 
 /// Body of `POST /v1/bookings/{id}/reschedule`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RescheduleBody {
     session_id: u64,
     slot_id: u64,
 }
 
+/// Moves a booking to another slot as one step (`Idempotency-Key` required).
+#[utoipa::path(post, path = "/v1/bookings/{booking_id}/reschedule", tag = "citizens",
+    security(("bearer" = [])),
+    params(("booking_id" = u64, Path), ("Idempotency-Key" = String, Header)),
+    request_body = RescheduleBody,
+    responses(
+        (status = 200, description = "The booking, moved"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "The booking refusals, `booking_state`", body = ErrorBody)))]
 async fn reschedule(
     State(state): State<AppState>,
     citizen: Citizen,
@@ -168,6 +201,10 @@ pub struct ListQuery {
     after: Option<u64>,
 }
 
+/// The account's bookings, oldest first.
+#[utoipa::path(get, path = "/v1/bookings", tag = "citizens", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query), ("after" = Option<String>, Query)),
+    responses((status = 200, description = "`{bookings: [...], next_after?}`")))]
 async fn list(
     State(state): State<AppState>,
     citizen: Citizen,
@@ -197,6 +234,12 @@ async fn list(
     Ok(Json(answer))
 }
 
+/// One of the account's bookings.
+#[utoipa::path(get, path = "/v1/bookings/{booking_id}", tag = "citizens",
+    security(("bearer" = [])), params(("booking_id" = u64, Path)),
+    responses(
+        (status = 200, description = "The booking"),
+        (status = 404, description = "`not_found`", body = ErrorBody)))]
 async fn read(
     State(state): State<AppState>,
     citizen: Citizen,
@@ -214,6 +257,13 @@ async fn read(
 #[serde(deny_unknown_fields)]
 pub struct NoBody {}
 
+/// Cancels a booking (no body, or `{}`).
+#[utoipa::path(post, path = "/v1/bookings/{booking_id}/cancel", tag = "citizens",
+    security(("bearer" = [])), params(("booking_id" = u64, Path)),
+    responses(
+        (status = 200, description = "The booking, `cancelled`"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`booking_state`", body = ErrorBody)))]
 async fn cancel(
     State(state): State<AppState>,
     citizen: Citizen,
