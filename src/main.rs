@@ -231,34 +231,18 @@ fn serve(config: Config) -> anyhow::Result<()> {
 
 async fn serve_async(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
-    let limits = config.server_limits();
-    let (listener, metrics_listener) = kataar_api::bind(&config)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let addr = listener.local_addr().context("reading the bound address")?;
-    let readiness = kataar_api::Readiness::new();
-    let doc = kataar_api::openapi_base();
-    let ops = kataar_api::Ops::new(
-        readiness.clone(),
-        kataar_api::init_metrics(),
-        metrics_listener.is_none(),
-        &doc,
-    );
-    let app = kataar_api::build_app(axum::Router::new(), (), &ops, &limits);
-    if let Some(m) = &metrics_listener {
-        tracing::info!(addr = %m.local_addr()?, "metrics listening");
-    }
-    // Nothing to load yet: ready as soon as we listen.
-    readiness.set_ready();
-    tracing::info!(%addr, otp_sender = config.otp_sender_effective(), "listening");
-    {
+    let otp_sender = config.otp_sender_effective().to_string();
+    kataar_app::server::run(config, shutdown, move |listening| {
+        let addr = listening.addr;
+        tracing::info!(%addr, otp_sender = %otp_sender, "listening");
+        if let Some(drive) = &listening.demo {
+            eprintln!("{}", kataar_app::server::demo_banner(addr, drive));
+        }
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "kataar listening on http://{addr}").context("writing to stdout")?;
-        stdout.flush().context("flushing stdout")?;
-    }
-    kataar_api::run_server(listener, metrics_listener, app, &ops, limits, shutdown)
-        .await
-        .context("serving")?;
+        let _ = writeln!(stdout, "kataar listening on http://{addr}");
+        let _ = stdout.flush();
+    })
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }
