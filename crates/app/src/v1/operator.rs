@@ -34,6 +34,7 @@ use kataar_domain::{AuditRecord, Event};
 use kataar_inventory::Prepared;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::OpenApi;
 
 /// The operator routes.
 pub fn routes() -> Router<AppState> {
@@ -43,24 +44,94 @@ pub fn routes() -> Router<AppState> {
             post(centres::create).get(centres::list),
         )
         .route(
-            "/v1/admin/centres/{id}",
+            "/v1/admin/centres/{centre_id}",
             get(centres::read).patch(centres::change),
         )
         .route("/v1/admin/sessions", post(sessions::create))
-        .route("/v1/admin/sessions/{id}", get(sessions::read))
-        .route("/v1/admin/sessions/{id}/cancel", post(sessions::cancel))
+        .route("/v1/admin/sessions/{session_id}", get(sessions::read))
+        .route(
+            "/v1/admin/sessions/{session_id}/cancel",
+            post(sessions::cancel),
+        )
         .route("/v1/admin/pools/move", post(sessions::move_places))
-        .route("/v1/admin/pools/{id}", patch(sessions::set_capacity))
+        .route("/v1/admin/pools/{pool_id}", patch(sessions::set_capacity))
         .route("/v1/admin/capacity", get(sessions::capacity))
         .route("/v1/admin/bookings", get(bookings::day_list))
         .route("/v1/admin/walkins", post(bookings::walkin))
-        .route("/v1/admin/bookings/{id}/check-in", post(bookings::check_in))
         .route(
-            "/v1/admin/bookings/{id}/administer",
+            "/v1/admin/bookings/{booking_id}/check-in",
+            post(bookings::check_in),
+        )
+        .route(
+            "/v1/admin/bookings/{booking_id}/administer",
             post(bookings::administer),
         )
-        .route("/v1/admin/bookings/{id}/no-show", post(bookings::no_show))
+        .route(
+            "/v1/admin/bookings/{booking_id}/no-show",
+            post(bookings::no_show),
+        )
         .route("/v1/admin/audit", get(bookings::audit_log))
+}
+
+/// The operators' part of the OpenAPI document (for `OpenApi::merge`; answers are described
+/// in words, as in `api.md`).
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        centres::create,
+        centres::list,
+        centres::read,
+        centres::change,
+        sessions::create,
+        sessions::read,
+        sessions::cancel,
+        sessions::set_capacity,
+        sessions::move_places,
+        sessions::capacity,
+        bookings::day_list,
+        bookings::walkin,
+        bookings::check_in,
+        bookings::administer,
+        bookings::no_show,
+        bookings::audit_log
+    ),
+    components(schemas(
+        centres::NewCentreBody,
+        centres::CentrePatch,
+        sessions::NewSessionBody,
+        sessions::SlotBody,
+        sessions::CapacityBody,
+        sessions::CapacityChange,
+        sessions::MoveBody,
+        bookings::WalkinBody,
+        bookings::WalkinPerson,
+        bookings::AdministerBody,
+        kataar_api::ErrorBody
+    )),
+    tags((name = "operators", description = "Centres, sessions, pools, capacity, the day's \
+        list, walk-ins, check-in, administer, no-show, audit log (`kop_` keys)")),
+    modifiers(&OperatorKeyScheme)
+)]
+struct OperatorDoc;
+
+/// Declares the `operator_key` security scheme (`Authorization: Bearer kop_…`).
+struct OperatorKeyScheme;
+
+impl utoipa::Modify for OperatorKeyScheme {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "operator_key",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+    }
+}
+
+/// The OpenAPI paths of every operator route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OperatorDoc::openapi()
 }
 
 /// A body that must be empty or `{}` (cancel, check-in, no-show).
@@ -160,4 +231,50 @@ pub async fn commit_audited<T: Send + 'static>(
             .push(audit_event(state, op, action, object, before, after));
     }
     durable::commit(state, prepared).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_lists_every_operator_route() {
+        let doc = openapi();
+        for path in [
+            "/v1/admin/centres",
+            "/v1/admin/centres/{centre_id}",
+            "/v1/admin/sessions",
+            "/v1/admin/sessions/{session_id}",
+            "/v1/admin/sessions/{session_id}/cancel",
+            "/v1/admin/pools/{pool_id}",
+            "/v1/admin/pools/move",
+            "/v1/admin/capacity",
+            "/v1/admin/bookings",
+            "/v1/admin/walkins",
+            "/v1/admin/bookings/{booking_id}/check-in",
+            "/v1/admin/bookings/{booking_id}/administer",
+            "/v1/admin/bookings/{booking_id}/no-show",
+            "/v1/admin/audit",
+        ] {
+            assert!(doc.paths.paths.contains_key(path), "{path} missing");
+        }
+        let schemes = doc
+            .components
+            .map(|c| c.security_schemes)
+            .unwrap_or_default();
+        assert!(schemes.contains_key("operator_key"));
+    }
+
+    #[test]
+    fn text_and_page_bounds() {
+        assert_eq!(text_field("name", "  Asha  ").ok().as_deref(), Some("Asha"));
+        assert!(text_field("name", "   ").is_err());
+        assert!(text_field("name", &"x".repeat(TEXT_CHARS_MAX + 1)).is_err());
+        assert!(text_field("name", "a\u{7}b").is_err());
+        assert_eq!(page_limit(None).ok(), Some(PAGE_LIMIT_DEFAULT));
+        assert!(page_limit(Some(0)).is_err());
+        assert!(page_limit(Some(PAGE_LIMIT_MAX + 1)).is_err());
+        assert_eq!(page_after(Some("42")).ok(), Some(42));
+        assert!(page_after(Some("x")).is_err());
+    }
 }

@@ -15,13 +15,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Datelike;
-use kataar_api::{ApiError, ApiJson, ApiPath, ApiQuery, OptionalJson};
+use kataar_api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, OptionalJson};
 use kataar_domain::limits::BIRTH_YEAR_MIN;
 use kataar_domain::*;
 use kataar_identity::{normalize_and_validate, normalize_mobile, IdType};
 use kataar_inventory::{Inventory, NewBeneficiary};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 /// A booking with the beneficiary's name and masked ID (for centre staff).
 pub fn staff_booking(inv: &Inventory, b: &Booking) -> Value {
@@ -59,7 +60,7 @@ fn audit_booking(b: &Booking) -> Value {
 }
 
 /// Query of `GET /v1/admin/bookings`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DayListQuery {
     session_id: u64,
@@ -69,6 +70,9 @@ pub struct DayListQuery {
 
 /// `GET /v1/admin/bookings?session_id=…&limit=&after=`: the session's bookings by token number
 /// (`after` is a token number, from `next_after`).
+#[utoipa::path(get, path = "/v1/admin/bookings", tag = "operators", security(("operator_key" = [])),
+    params(("session_id" = u64, Query), ("limit" = Option<usize>, Query, description = "1..=500, default 50"), ("after" = Option<String>, Query, description = "`next_after` of the previous page")),
+    responses((status = 200, description = "The session's bookings by token number, with `name` and `id_masked`"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 404, description = "`not_found` (also outside the key's centres)", body = ErrorBody)))]
 pub async fn day_list(
     State(state): State<AppState>,
     op: Operator,
@@ -103,12 +107,14 @@ pub async fn day_list(
 }
 
 /// The person of a walk-in.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WalkinPerson {
     name: String,
     birth_year: u16,
+    #[schema(value_type = String, example = "female")]
     gender: Gender,
+    #[schema(value_type = String, example = "aadhaar")]
     id_type: IdType,
     id_number: String,
     #[serde(default)]
@@ -116,7 +122,7 @@ pub struct WalkinPerson {
 }
 
 /// Body of `POST /v1/admin/walkins`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WalkinBody {
     session_id: u64,
@@ -127,6 +133,9 @@ pub struct WalkinBody {
 
 /// `POST /v1/admin/walkins`: registers the person if new (found by photo ID otherwise) and
 /// checks them in (walk-in pool first, then online); `201` booking, `checked_in`.
+#[utoipa::path(post, path = "/v1/admin/walkins", tag = "operators", security(("operator_key" = [])),
+    request_body = WalkinBody,
+    responses((status = 201, description = "The booking, `checked_in`"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 404, description = "`not_found` (also outside the key's centres)", body = ErrorBody), (status = 409, description = "`pool_full`, `already_booked`, `not_eligible`, `dose_sequence`, `dose_interval`, `vaccine_mismatch`, `session_closed`", body = ErrorBody)))]
 pub async fn walkin(
     State(state): State<AppState>,
     op: Operator,
@@ -193,6 +202,9 @@ pub async fn walkin(
 }
 
 /// `POST /v1/admin/bookings/{id}/check-in` (`booked → checked_in`).
+#[utoipa::path(post, path = "/v1/admin/bookings/{booking_id}/check-in", tag = "operators", security(("operator_key" = [])),
+    params(("booking_id" = u64, Path)),
+    responses((status = 200, description = "The booking, `checked_in`"), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 404, description = "`not_found` (also outside the key's centres)", body = ErrorBody), (status = 409, description = "`booking_state`", body = ErrorBody)))]
 pub async fn check_in(
     State(state): State<AppState>,
     op: Operator,
@@ -215,7 +227,7 @@ pub async fn check_in(
 }
 
 /// Body of `POST /v1/admin/bookings/{id}/administer`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdministerBody {
     vaccine: String,
@@ -223,6 +235,9 @@ pub struct AdministerBody {
 }
 
 /// `POST /v1/admin/bookings/{id}/administer` `{"vaccine", "batch"}`: records the dose.
+#[utoipa::path(post, path = "/v1/admin/bookings/{booking_id}/administer", tag = "operators", security(("operator_key" = [])),
+    params(("booking_id" = u64, Path)), request_body = AdministerBody,
+    responses((status = 200, description = "The booking, `administered`, with the dose record"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 404, description = "`not_found` (also outside the key's centres)", body = ErrorBody), (status = 409, description = "`booking_state`, `vaccine_mismatch`", body = ErrorBody)))]
 pub async fn administer(
     State(state): State<AppState>,
     op: Operator,
@@ -280,6 +295,9 @@ pub async fn administer(
 }
 
 /// `POST /v1/admin/bookings/{id}/no-show`: only after the session's day.
+#[utoipa::path(post, path = "/v1/admin/bookings/{booking_id}/no-show", tag = "operators", security(("operator_key" = [])),
+    params(("booking_id" = u64, Path)),
+    responses((status = 200, description = "The booking, `no_show`"), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 404, description = "`not_found` (also outside the key's centres)", body = ErrorBody), (status = 409, description = "`booking_state` (on or before the session's day)", body = ErrorBody)))]
 pub async fn no_show(
     State(state): State<AppState>,
     op: Operator,
@@ -307,6 +325,9 @@ pub async fn no_show(
 
 /// `GET /v1/admin/audit?after=&limit=` (admin): the log from the store, oldest first (newest
 /// last); `next_after` is the last record's id while a full page came back, else `null`.
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "operators", security(("operator_key" = [])),
+    params(("limit" = Option<usize>, Query, description = "1..=500, default 50"), ("after" = Option<String>, Query, description = "`next_after` of the previous page")),
+    responses((status = 200, description = "`{\"audit\": [record], \"next_after\"}`, newest last"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`forbidden`: administrators only", body = ErrorBody)))]
 pub async fn audit_log(
     State(state): State<AppState>,
     op: Operator,

@@ -11,10 +11,11 @@ use crate::v1::render;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use kataar_api::{ApiError, ApiJson, ApiPath, ApiQuery};
+use kataar_api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use kataar_domain::*;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 /// Largest fee a paid centre may charge, in rupees (CoWIN's private-centre cap was 1410).
 pub const FEE_RUPEES_MAX: u32 = 10_000;
@@ -29,7 +30,7 @@ pub fn centre_json(c: &Centre) -> Value {
 }
 
 /// Body of `POST /v1/admin/centres`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCentreBody {
     name: String,
@@ -46,7 +47,7 @@ pub struct NewCentreBody {
 }
 
 /// Body of `PATCH /v1/admin/centres/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CentrePatch {
     #[serde(default)]
@@ -92,6 +93,9 @@ fn visible_centre(state: &AppState, op: &Operator, id: u64) -> Result<Centre, Ap
 }
 
 /// `POST /v1/admin/centres` (admin).
+#[utoipa::path(post, path = "/v1/admin/centres", tag = "operators", security(("operator_key" = [])),
+    request_body = NewCentreBody,
+    responses((status = 201, description = "The centre, with `fee_rupees`"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`forbidden`: administrators only", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     op: Operator,
@@ -165,6 +169,9 @@ pub async fn create(
 }
 
 /// `GET /v1/admin/centres?limit=&after=`: the key's centres by id.
+#[utoipa::path(get, path = "/v1/admin/centres", tag = "operators", security(("operator_key" = [])),
+    params(("limit" = Option<usize>, Query, description = "1..=500, default 50"), ("after" = Option<String>, Query, description = "`next_after` of the previous page")),
+    responses((status = 200, description = "`{\"centres\": [centre], \"next_after\"}`: the key's centres by id"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     op: Operator,
@@ -193,6 +200,9 @@ pub async fn list(
 }
 
 /// `GET /v1/admin/centres/{id}`.
+#[utoipa::path(get, path = "/v1/admin/centres/{centre_id}", tag = "operators", security(("operator_key" = [])),
+    params(("centre_id" = u64, Path)),
+    responses((status = 200, description = "The centre"), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 404, description = "`not_found` (also outside the key's centres)", body = ErrorBody)))]
 pub async fn read(
     State(state): State<AppState>,
     op: Operator,
@@ -203,6 +213,9 @@ pub async fn read(
 }
 
 /// `PATCH /v1/admin/centres/{id}` `{"name"?, "address"?, "fee_type"?, "fee_rupees"?}`.
+#[utoipa::path(patch, path = "/v1/admin/centres/{centre_id}", tag = "operators", security(("operator_key" = [])),
+    params(("centre_id" = u64, Path)), request_body = CentrePatch,
+    responses((status = 200, description = "The changed centre"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 404, description = "`not_found` (also outside the key's centres)", body = ErrorBody)))]
 pub async fn change(
     State(state): State<AppState>,
     op: Operator,

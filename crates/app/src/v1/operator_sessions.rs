@@ -15,13 +15,14 @@ use crate::v1::render;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use kataar_api::{ApiError, ApiJson, ApiPath, ApiQuery, OptionalJson};
+use kataar_api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, OptionalJson};
 use kataar_domain::limits::{POOL_CAPACITY_MAX, SLOTS_PER_SESSION_MAX};
 use kataar_domain::*;
 use kataar_inventory::{NewSession, NewSlot, SessionView, Totals};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// Oldest age a session's band may name.
 pub const AGE_MAX: u16 = 120;
@@ -53,7 +54,7 @@ pub fn session_json(s: &SessionView) -> Value {
 }
 
 /// The capacity of a slot's four pools.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapacityBody {
     dose1_online: u32,
@@ -63,7 +64,7 @@ pub struct CapacityBody {
 }
 
 /// One slot of a new session.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SlotBody {
     start: String,
@@ -72,7 +73,7 @@ pub struct SlotBody {
 }
 
 /// Body of `POST /v1/admin/sessions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSessionBody {
     centre_id: u64,
@@ -173,6 +174,9 @@ fn visible_session(
 }
 
 /// `POST /v1/admin/sessions`.
+#[utoipa::path(post, path = "/v1/admin/sessions", tag = "operators", security(("operator_key" = [])),
+    request_body = NewSessionBody,
+    responses((status = 201, description = "The session with its slots and pools (live counters and `totals`)"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 404, description = "`not_found` (also outside the key's centres)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     op: Operator,
@@ -257,6 +261,9 @@ pub async fn create(
 }
 
 /// `GET /v1/admin/sessions/{id}`.
+#[utoipa::path(get, path = "/v1/admin/sessions/{session_id}", tag = "operators", security(("operator_key" = [])),
+    params(("session_id" = u64, Path)),
+    responses((status = 200, description = "The session with live counters"), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 404, description = "`not_found` (also outside the key's centres)", body = ErrorBody)))]
 pub async fn read(
     State(state): State<AppState>,
     op: Operator,
@@ -268,6 +275,9 @@ pub async fn read(
 
 /// `POST /v1/admin/sessions/{id}/cancel`: close to new bookings, wait for in-flight ones,
 /// cancel the session and its live bookings in one batch (with the audit record).
+#[utoipa::path(post, path = "/v1/admin/sessions/{session_id}/cancel", tag = "operators", security(("operator_key" = [])),
+    params(("session_id" = u64, Path)),
+    responses((status = 200, description = "The cancelled session, with `bookings_cancelled`; its bookings are `cancelled`"), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 404, description = "`not_found` (also outside the key's centres)", body = ErrorBody), (status = 503, description = "`store_unavailable`", body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
     op: Operator,
@@ -316,13 +326,16 @@ pub async fn cancel(
 }
 
 /// Body of `PATCH /v1/admin/pools/{pool_id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapacityChange {
     capacity: u32,
 }
 
 /// `PATCH /v1/admin/pools/{pool_id}` `{"capacity"}`.
+#[utoipa::path(patch, path = "/v1/admin/pools/{pool_id}", tag = "operators", security(("operator_key" = [])),
+    params(("pool_id" = u64, Path)), request_body = CapacityChange,
+    responses((status = 200, description = "The pool's live counters"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 404, description = "`not_found` (also outside the key's centres)", body = ErrorBody), (status = 409, description = "`capacity_below_booked`", body = ErrorBody)))]
 pub async fn set_capacity(
     State(state): State<AppState>,
     op: Operator,
@@ -350,7 +363,7 @@ pub async fn set_capacity(
 }
 
 /// Body of `POST /v1/admin/pools/move`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveBody {
     from_pool_id: u64,
@@ -359,6 +372,9 @@ pub struct MoveBody {
 }
 
 /// `POST /v1/admin/pools/move` `{"from_pool_id", "to_pool_id", "count"}` → `{"pools": [from, to]}`.
+#[utoipa::path(post, path = "/v1/admin/pools/move", tag = "operators", security(("operator_key" = [])),
+    request_body = MoveBody,
+    responses((status = 200, description = "`{\"pools\": [from, to]}`"), (status = 400, description = "`invalid_request` (pools of two sessions, the same pool, count 0)", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 404, description = "`not_found` (also outside the key's centres)", body = ErrorBody), (status = 409, description = "`capacity_below_booked`", body = ErrorBody)))]
 pub async fn move_places(
     State(state): State<AppState>,
     op: Operator,
@@ -403,7 +419,7 @@ pub async fn move_places(
 }
 
 /// Query of `GET /v1/admin/capacity`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapacityQuery {
     district_id: Option<u64>,
@@ -415,6 +431,9 @@ pub struct CapacityQuery {
 /// `GET /v1/admin/capacity?district_id=…|centre_id=…&date=&days=`: live counters from memory.
 /// Cancelled sessions are listed (`"cancelled": true`) but not counted in the centre's and
 /// the overall totals.
+#[utoipa::path(get, path = "/v1/admin/capacity", tag = "operators", security(("operator_key" = [])),
+    params(("district_id" = Option<u64>, Query), ("centre_id" = Option<u64>, Query), ("date" = Option<String>, Query, description = "YYYY-MM-DD, default today"), ("days" = Option<u32>, Query, description = "1..=14, default 1")),
+    responses((status = 200, description = "Live pools and totals per session, per centre and overall"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody)))]
 pub async fn capacity(
     State(state): State<AppState>,
     op: Operator,
@@ -467,4 +486,60 @@ pub async fn capacity(
         "centres": centres,
         "totals": render::totals(&overall),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(start: &str, end: &str) -> SlotBody {
+        SlotBody {
+            start: start.into(),
+            end: end.into(),
+            capacity: CapacityBody {
+                dose1_online: 1,
+                dose1_walkin: 1,
+                dose2_online: 1,
+                dose2_walkin: 1,
+            },
+        }
+    }
+
+    fn field(e: &ApiError) -> Option<String> {
+        e.details
+            .as_ref()
+            .and_then(|d| d.get("field"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
+    #[test]
+    fn times_are_hh_mm() {
+        assert_eq!(minutes("t", "00:00").ok(), Some(0));
+        assert_eq!(minutes("t", "23:59").ok(), Some(23 * 60 + 59));
+        for bad in ["24:00", "9:00", "09:60", "09-00", "0900", "ab:cd", "09:000"] {
+            assert!(minutes("t", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn slots_touch_but_never_overlap() {
+        assert!(check_slots(&[slot("09:00", "10:00"), slot("10:00", "11:00")]).is_ok());
+        assert!(check_slots(&[slot("10:00", "11:00"), slot("09:00", "10:00")]).is_ok());
+        let e = check_slots(&[slot("10:00", "12:00"), slot("09:00", "10:30")]).err();
+        assert_eq!(
+            e.as_ref().and_then(field).as_deref(),
+            Some("slots[0].start")
+        );
+        let e = check_slots(&[slot("10:00", "10:00")]).err();
+        assert_eq!(e.as_ref().and_then(field).as_deref(), Some("slots[0].end"));
+        assert!(check_slots(&[]).is_err());
+        let mut big = slot("09:00", "10:00");
+        big.capacity.dose2_online = POOL_CAPACITY_MAX + 1;
+        let e = check_slots(&[big]).err();
+        assert_eq!(
+            e.as_ref().and_then(field).as_deref(),
+            Some("slots[0].capacity.dose2_online")
+        );
+    }
 }
