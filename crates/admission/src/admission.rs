@@ -94,7 +94,6 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         self.lane.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.lane.metrics.in_flight.decrement(1.0);
     }
 }
 
@@ -187,8 +186,8 @@ impl Admission {
         account: Option<u64>,
     ) -> Result<Permit, Refusal> {
         let state = &self.lanes[lane.index()];
-        let breaker = self.prechecks(state, client, account)?;
         let now = self.clock.nanos();
+        let breaker = self.prechecks(state, now, client, account)?;
         match state.bucket.reserve(now, 0) {
             Ok(_) => self.enter(state, breaker),
             Err(wait_ns) => Err(self.lane_refusal(state, wait_ns)),
@@ -208,8 +207,8 @@ impl Admission {
         deadline: Option<Duration>,
     ) -> Result<Permit, Refusal> {
         let state = &self.lanes[lane.index()];
-        let breaker = self.prechecks(state, client, account)?;
         let now = self.clock.nanos();
+        let breaker = self.prechecks(state, now, client, account)?;
         let first = match state.bucket.reserve(now, 0) {
             Ok(_) => return self.enter(state, breaker),
             Err(wait_ns) => wait_ns,
@@ -239,10 +238,15 @@ impl Admission {
     }
 
     /// Drops keyed entries whose bucket has refilled (forgetting them changes no decision) and
-    /// publishes the keyed entry gauges. Run every `housekeeping_interval_ms`; O(entries).
+    /// publishes the sampled gauges (keyed entries, lanes' in-flight counts). Run every
+    /// `housekeeping_interval_ms`; O(entries).
     pub fn housekeeping(&self) {
         self.clients.housekeeping();
         self.accounts.housekeeping();
+        for state in &self.lanes {
+            let in_flight = state.in_flight.load(Ordering::Acquire);
+            state.metrics.in_flight.set(f64::from(in_flight));
+        }
     }
 
     /// Runs [`Admission::housekeeping`] every `every` on the current tokio runtime until this
@@ -270,6 +274,7 @@ impl Admission {
     fn prechecks(
         &self,
         state: &LaneState,
+        now: u64,
         client: IpAddr,
         account: Option<u64>,
     ) -> Result<Option<BreakerGuard>, Refusal> {
@@ -277,11 +282,11 @@ impl Admission {
             return Err(self.refuse(state, RefusalKind::Overloaded, IN_FLIGHT_RETRY));
         }
         let key = client_key(client, self.config.client_ipv6_prefix_bits);
-        if let Err(wait) = self.clients.check(&key) {
+        if let Err(wait) = self.clients.check(&key, now) {
             return Err(self.refuse(state, RefusalKind::TooManyRequests, wait));
         }
         if let Some(account) = account {
-            if let Err(wait) = self.accounts.check(&account) {
+            if let Err(wait) = self.accounts.check(&account, now) {
                 return Err(self.refuse(state, RefusalKind::TooManyRequests, wait));
             }
         }
@@ -310,7 +315,6 @@ impl Admission {
             state.bucket.give_back();
             return Err(self.refuse(state, RefusalKind::Overloaded, IN_FLIGHT_RETRY));
         }
-        state.metrics.in_flight.increment(1.0);
         state.metrics.admitted.increment(1);
         Ok(Permit {
             lane: Arc::clone(state),

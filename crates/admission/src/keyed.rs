@@ -5,7 +5,14 @@
 //! already tracked is then judged as a fresh key (a full bucket) and not stored, so it is limited
 //! only by its lane until housekeeping makes room. Tracked keys keep their limits. Each untracked
 //! decision is counted in `kataar_admission_keyed_untracked_total{key}`.
+//!
+//! Speed: one decision reads the clock once. [`KeyedLimiter::check`] takes the caller's reading
+//! and hands it to `governor` through a thread-local for the duration of the call (the adapter
+//! clock falls back to a real reading outside such a call, e.g. in `retain_recent`). Maps hash
+//! with `foldhash` (keyed per process, so addresses cannot be chosen to collide; several times
+//! cheaper than SipHash).
 
+use std::cell::Cell;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -24,7 +31,16 @@ use crate::bucket::emission_interval_ns;
 use crate::clock::Clock;
 use crate::metrics::KeyedMetrics;
 
-/// `governor` clock adapter over [`Clock`]: nanoseconds since the clock's origin.
+/// No reading handed over (a real reading is taken instead).
+const NO_READING: u64 = u64::MAX;
+
+thread_local! {
+    /// The clock reading of the decision running on this thread, if any.
+    static DECISION_NOW_NS: Cell<u64> = const { Cell::new(NO_READING) };
+}
+
+/// `governor` clock adapter over [`Clock`]: nanoseconds since the clock's origin — the current
+/// decision's reading when one is handed over, else a fresh one.
 #[derive(Clone, Debug)]
 pub(crate) struct GovClock(pub(crate) Clock);
 
@@ -33,14 +49,39 @@ impl GovernorClock for GovClock {
 
     #[inline]
     fn now(&self) -> Nanos {
-        Nanos::new(self.0.nanos())
+        let handed = DECISION_NOW_NS.with(Cell::get);
+        if handed == NO_READING {
+            Nanos::new(self.0.nanos())
+        } else {
+            Nanos::new(handed)
+        }
     }
 }
+
+/// Clears the handed-over reading even if the decision unwinds.
+struct HandedReading;
+
+impl HandedReading {
+    #[inline]
+    fn set(now_ns: u64) -> Self {
+        DECISION_NOW_NS.with(|c| c.set(now_ns.min(NO_READING - 1)));
+        HandedReading
+    }
+}
+
+impl Drop for HandedReading {
+    #[inline]
+    fn drop(&mut self) {
+        DECISION_NOW_NS.with(|c| c.set(NO_READING));
+    }
+}
+
+type Hasher = foldhash::fast::RandomState;
 
 /// A DashMap of GCRA states (TAT in ns) that holds at most `entries_max` keys.
 #[derive(Debug)]
 pub(crate) struct BoundedStore<K: Hash + Eq> {
-    map: DashMap<K, AtomicU64>,
+    map: DashMap<K, AtomicU64, Hasher>,
     entries: AtomicUsize,
     entries_max: usize,
     untracked: metrics::Counter,
@@ -49,7 +90,7 @@ pub(crate) struct BoundedStore<K: Hash + Eq> {
 impl<K: Hash + Eq + Clone> BoundedStore<K> {
     fn new(entries_max: usize, untracked: metrics::Counter) -> Self {
         Self {
-            map: DashMap::new(),
+            map: DashMap::with_hasher(Hasher::default()),
             entries: AtomicUsize::new(0),
             entries_max,
             untracked,
@@ -165,12 +206,15 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         }
     }
 
-    /// `Ok` if `key` may go now; else how long until it may.
+    /// `Ok` if `key` may go at `now_ns` (this limiter's clock's nanoseconds); else how long
+    /// until it may.
     #[inline]
-    pub(crate) fn check(&self, key: &K) -> Result<(), Duration> {
-        self.limiter
-            .check_key(key)
-            .map_err(|not_until| not_until.wait_time_from(GovernorClock::now(self.limiter.clock())))
+    pub(crate) fn check(&self, key: &K, now_ns: u64) -> Result<(), Duration> {
+        let result = {
+            let _reading = HandedReading::set(now_ns);
+            self.limiter.check_key(key)
+        };
+        result.map_err(|not_until| not_until.wait_time_from(Nanos::new(now_ns)))
     }
 
     /// Drops keys whose bucket is full again (forgetting them changes no decision), shrinks the
@@ -216,16 +260,35 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
-    fn limiter(burst: u32, entries_max: usize) -> (KeyedLimiter<u64>, ManualClock) {
+    struct Fixture {
+        limiter: KeyedLimiter<u64>,
+        clock: Clock,
+    }
+
+    impl Fixture {
+        fn check(&self, key: &u64) -> Result<(), Duration> {
+            self.limiter.check(key, self.clock.nanos())
+        }
+        fn len(&self) -> usize {
+            self.limiter.len()
+        }
+        fn housekeeping(&self) {
+            self.limiter.housekeeping()
+        }
+    }
+
+    fn limiter(burst: u32, entries_max: usize) -> (Fixture, ManualClock) {
         let manual = ManualClock::new();
-        let l = KeyedLimiter::new(
+        let clock = Clock::manual(&manual);
+        let limiter = KeyedLimiter::new(
             1.0,
             burst,
             entries_max,
-            Clock::manual(&manual),
+            clock.clone(),
             KeyedMetrics::new("account"),
         );
-        (l, manual)
+        let f = Fixture { limiter, clock };
+        (f, manual)
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! | `kataar_admission_refused_total` | counter | `lane`, `reason` (`too_many_requests`, `overloaded`, `store_unavailable`) | requests refused |
 //! | `kataar_admission_queue_depth` | gauge | `lane` | requests waiting for a token now |
 //! | `kataar_admission_queue_wait_seconds` | histogram | `lane` | time waited by requests that queued and were admitted |
-//! | `kataar_admission_in_flight` | gauge | `lane` | admitted requests not yet finished (permits alive) |
+//! | `kataar_admission_in_flight` | gauge | `lane` | admitted requests not yet finished (permits alive), sampled at each housekeeping |
 //! | `kataar_admission_keyed_entries` | gauge | `key` (`client`, `account`) | keys tracked, after the last housekeeping |
 //! | `kataar_admission_keyed_untracked_total` | counter | `key` | decisions made for a new key while the keyed map was at `keyed_entries_max` |
 //! | `kataar_admission_breaker_state` | gauge | | store breaker: 0 closed, 1 half-open, 2 open |

@@ -492,3 +492,18 @@ fn metrics_are_published_with_bounded_labels() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+#[test]
+fn the_api_fits_a_multi_threaded_server() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync::<Admission>();
+    send_sync::<Permit>();
+    send_sync::<Refusal>();
+    send_sync::<kataar_admission::Breaker>();
+    send_sync::<kataar_admission::BreakerGuard>();
+    let (admission, _) = manual(base());
+    let fut = admission.admit(Lane::Booking, ip(1), None, None);
+    send(&fut);
+    drop(fut);
+}
