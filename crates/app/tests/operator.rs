@@ -1,6 +1,8 @@
 //! Operators over real HTTP on PostgreSQL: the whole journey of a centre's day (centre,
 //! sessions, walk-in, check-in, administer, dose 2 by the interval, live capacity, day list,
-//! audit log), and every operator refusal with a real request.
+//! audit log; citizens log in and book through the citizen API, or through the engine where a
+//! test needs a booking the API cannot make, such as one in a session dated yesterday), and
+//! every operator refusal with a real request.
 
 #![allow(clippy::unwrap_used)]
 
@@ -126,6 +128,50 @@ async fn citizen_booking(
     commit(st, booked).await.unwrap().booking_id.0
 }
 
+/// A citizen through the citizen API: OTP login and one beneficiary born in 1980.
+/// Returns (token, beneficiary id).
+async fn citizen_api(srv: &TestServer, mobile: &str, seed: u64) -> (String, u64) {
+    let token = srv.login(mobile).await;
+    let (s, v) = srv
+        .post(
+            "/v1/beneficiaries",
+            Some(&token),
+            json!({"name": format!("Citizen {seed}"), "birth_year": 1980, "gender": "female",
+                "id_type": "aadhaar", "id_number": aadhaar(seed)}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    (token, v["beneficiary_id"].as_u64().unwrap())
+}
+
+/// Books through `POST /v1/bookings` under an `Idempotency-Key`; returns (status, body).
+async fn api_book(
+    srv: &TestServer,
+    token: &str,
+    beneficiary: u64,
+    session: &Value,
+    slot: usize,
+    dose: u8,
+) -> (StatusCode, Value) {
+    let resp = srv
+        .http
+        .post(format!("{}/v1/bookings", srv.base))
+        .bearer_auth(token)
+        .header(
+            "Idempotency-Key",
+            format!("k-{beneficiary}-{}-{dose}", session["session_id"]),
+        )
+        .json(
+            &json!({"beneficiary_id": beneficiary, "session_id": session["session_id"],
+            "slot_id": slot_id(session, slot), "dose": dose}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap())
+}
+
 fn walkin_body(session: &Value, slot: usize, dose: u8, seed: u64, name: &str) -> Value {
     json!({
         "session_id": session["session_id"], "slot_id": slot_id(session, slot), "dose": dose,
@@ -233,16 +279,14 @@ async fn operator_journey_and_audit_log() {
     let walkin_id = walkin["booking_id"].as_u64().unwrap();
 
     // A citizen's online booking: check-in, then administer.
-    let booking = citizen_booking(
-        &srv,
-        "9876500001",
-        202,
-        sid,
-        slot_id(&session, 1),
-        Dose::One,
-        today,
-    )
-    .await;
+    let (token, ben) = citizen_api(&srv, "9876500001", 202).await;
+    let (s, v) = api_book(&srv, &token, ben, &session, 1, 1).await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::CREATED, Some("booked")),
+        "{v}"
+    );
+    let booking = v["booking_id"].as_u64().unwrap();
     let (s, v) = srv
         .call(
             Method::POST,
@@ -307,6 +351,23 @@ async fn operator_journey_and_audit_log() {
         "{v}"
     );
     assert_eq!(v["dose"], 2);
+    // The citizen's dose 2 through the citizen API: the same rule.
+    let (s, v) = api_book(&srv, &token, ben, &early, 1, 2).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "dose_interval"),
+        "{v}"
+    );
+    let (s, v) = api_book(&srv, &token, ben, &due, 1, 2).await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::CREATED, Some("booked")),
+        "{v}"
+    );
+    let (_, v) = srv
+        .get(&format!("/v1/beneficiaries/{ben}"), Some(&token))
+        .await;
+    assert_eq!(v["vaccination_status"], "partially_vaccinated", "{v}");
     // Dose 1 again is a dose-sequence refusal.
     let (s, v) = srv
         .post(
@@ -880,16 +941,10 @@ async fn operator_refusals() {
     // Cancelling a session: its bookings are cancelled, availability drops it.
     let osid = other["session_id"].as_u64().unwrap();
     let tomorrow = plus(today, 1);
-    let c1 = citizen_booking(
-        &srv,
-        "9876500005",
-        305,
-        osid,
-        slot_id(&other, 0),
-        Dose::One,
-        today,
-    )
-    .await;
+    let (holder, holder_ben) = citizen_api(&srv, "9876500005", 305).await;
+    let (s, v) = api_book(&srv, &holder, holder_ben, &other, 0, 1).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let c1 = v["booking_id"].as_u64().unwrap();
     citizen_booking(
         &srv,
         "9876500006",
@@ -946,6 +1001,12 @@ async fn operator_refusals() {
     );
     let (_, v) = srv.get(&avail, None).await;
     assert_eq!(v["centres"].as_array().unwrap().len(), 0, "{v}");
+    let (s, v) = srv.get(&format!("/v1/bookings/{c1}"), Some(&holder)).await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("cancelled")),
+        "the holder sees it: {v}"
+    );
     let (s, v) = srv
         .call(
             Method::POST,
