@@ -13,6 +13,79 @@ use kataar_inventory::{NewSession, NewSlot, Scope};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Largest amount of captured log text kept, in bytes (later lines are dropped).
+const LOG_CAPTURE_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Collects the fields of every DEBUG-or-more-severe event and span of the `kataar*` crates
+/// logged in this test process (the servers run in it), so tests can look for secrets.
+struct Capture(Arc<Mutex<String>>);
+
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        let _ = write!(self.0, "{}={:?} ", field.name(), value);
+    }
+}
+
+impl Capture {
+    fn push(&self, f: impl FnOnce(&mut Fields<'_>)) {
+        let mut line = String::new();
+        f(&mut Fields(&mut line));
+        let mut all = self.0.lock().unwrap();
+        if all.len() + line.len() < LOG_CAPTURE_BYTES_MAX {
+            all.push_str(&line);
+            all.push('\n');
+        }
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+        m.target().starts_with("kataar") && *m.level() <= tracing::Level::DEBUG
+    }
+    fn new_span(&self, a: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        self.push(|f| a.record(f));
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, r: &tracing::span::Record<'_>) {
+        self.push(|f| r.record(f));
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, e: &tracing::Event<'_>) {
+        self.push(|f| {
+            f.0.push_str(e.metadata().target());
+            f.0.push(' ');
+            e.record(f);
+        });
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// The process's captured log text (installs the capture on first use).
+fn logs() -> Arc<Mutex<String>> {
+    static LOGS: OnceLock<Arc<Mutex<String>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(String::new()));
+        let _ = tracing::subscriber::set_global_default(Capture(buf.clone()));
+        buf
+    })
+    .clone()
+}
+
+/// Asserts that no secret is in the captured log, and that the capture saw something.
+fn assert_not_logged(secrets: &[&str]) {
+    let text = logs().lock().unwrap().clone();
+    assert!(!text.is_empty(), "nothing was captured");
+    for secret in secrets {
+        assert!(!secret.is_empty());
+        assert!(!text.contains(secret), "a secret was logged");
+    }
+}
 
 /// A request with optional bearer, idempotency key and JSON body: (status, headers, body).
 async fn send(
@@ -130,8 +203,20 @@ async fn available(srv: &TestServer, session: u64, slot: u64) -> u64 {
     panic!("session {session} slot {slot} not in availability");
 }
 
-/// Creates a one-slot session (dose-1 online capacity `capacity`) at `days_from_today`.
+/// Creates a one-slot COVISHIELD session (online capacity `capacity` per dose) at
+/// `days_from_today`.
 async fn make_session(srv: &TestServer, days_from_today: i64, capacity: u32) -> (u64, u64) {
+    make_session_with(srv, days_from_today, capacity, Vaccine::Covishield, None).await
+}
+
+/// Creates a one-slot session of `vaccine`, opening at `opens_at` if given.
+async fn make_session_with(
+    srv: &TestServer,
+    days_from_today: i64,
+    capacity: u32,
+    vaccine: Vaccine,
+    opens_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> (u64, u64) {
     let today = srv.state.today();
     let date = if days_from_today >= 0 {
         today + Days::new(days_from_today.unsigned_abs())
@@ -145,10 +230,10 @@ async fn make_session(srv: &TestServer, days_from_today: i64, capacity: u32) -> 
         .create_session(NewSession {
             centre_id: CentreId(centre.0),
             date,
-            vaccine: Vaccine::Covishield,
+            vaccine,
             min_age: 18,
             max_age: None,
-            opens_at: None,
+            opens_at,
             slots: vec![NewSlot {
                 start: "09:00".into(),
                 end: "10:00".into(),
@@ -200,6 +285,7 @@ async fn database_text(url: &str) -> String {
 
 #[tokio::test]
 async fn journey_idempotency_authorisation_and_restart_on_postgres() {
+    logs();
     let srv = TestServer::postgres().await;
     let token = srv.login("9876543210").await;
 
@@ -447,11 +533,14 @@ async fn journey_idempotency_authorisation_and_restart_on_postgres() {
     let (s, h, v) = book(&srv, &token, "journey-2", ben_id, session, slot1, 1).await;
     assert_eq!((s, &v), (StatusCode::CREATED, &second));
     assert_eq!(h["idempotent-replayed"], "true");
+    let (_, otp) = srv.otp_for("9876543210").await;
+    assert_not_logged(&[&id_number, &spaced(&id_number), &otp]);
     srv.finish().await;
 }
 
 #[tokio::test]
 async fn every_booking_refusal_on_postgres() {
+    logs();
     let srv = TestServer::postgres().await;
     let a = srv.login("9000000001").await;
     let b = srv.login("9000000002").await;
@@ -603,6 +692,78 @@ async fn every_booking_refusal_on_postgres() {
         .await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
 
+    // Announced for later: not_open.
+    let later = srv.state.now() + chrono::Duration::hours(2);
+    let (soon, soon_slot) = make_session_with(&srv, 1, 10, Vaccine::Covishield, Some(later)).await;
+    let (s, _, v) = book(&srv, &b, "o-1", b_ben, soon, soon_slot, 1).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "not_open"));
+
+    // A recorded dose 1 (checked in and administered through the engine), then the dose rules.
+    let vaccinated = others[1];
+    let (today_s, today_slot) = make_session(&srv, 0, 10).await;
+    let (s, _, v) = book(&srv, &a, "d-1", vaccinated, today_s, today_slot, 1).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let dose1 = BookingId(v["booking_id"].as_u64().unwrap());
+    let now = srv.state.now();
+    let p = srv.state.inv.check_in(dose1, &Scope::All, now).unwrap();
+    commit(&srv.state, p).await.unwrap();
+    let p = srv
+        .state
+        .inv
+        .administer(
+            dose1,
+            &Scope::All,
+            Vaccine::Covishield,
+            "B-1".into(),
+            kataar_domain::OperatorId(1),
+            now,
+            srv.state.today(),
+        )
+        .unwrap();
+    commit(&srv.state, p).await.unwrap();
+    let (s, v) = srv
+        .get(&format!("/v1/beneficiaries/{vaccinated}"), Some(&a))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["vaccination_status"], "partially_vaccinated");
+    assert_eq!(v["doses"][0]["vaccine"], "COVISHIELD");
+    let earliest = (srv.state.today() + Days::new(84))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert_eq!(
+        v["next_dose"],
+        json!({"dose": 2, "vaccine": "COVISHIELD", "earliest_date": earliest})
+    );
+    let (covaxin, covaxin_slot) = make_session_with(&srv, 1, 10, Vaccine::Covaxin, None).await;
+    let (s, _, v) = book(&srv, &a, "d-2", vaccinated, covaxin, covaxin_slot, 2).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "vaccine_mismatch"));
+    let (tomorrow, tomorrow_slot) = make_session(&srv, 1, 10).await;
+    let (s, _, v) = book(&srv, &a, "d-3", vaccinated, tomorrow, tomorrow_slot, 2).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "dose_interval"));
+    assert_eq!(v["error"]["details"]["earliest_date"], earliest);
+    let (s, _, v) = book(&srv, &a, "d-4", vaccinated, tomorrow, tomorrow_slot, 1).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "dose_sequence"));
+    let (s, _, v) = send(
+        &srv,
+        Method::POST,
+        &format!("/v1/bookings/{}/cancel", dose1.0),
+        Some(&a),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "booking_state"));
+    let (s, _, v) = send(
+        &srv,
+        Method::DELETE,
+        &format!("/v1/beneficiaries/{vaccinated}"),
+        Some(&a),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "beneficiary_in_use"));
+
     // The engine agrees with what the API said.
     let session = srv.state.inv.session(SessionId(small)).unwrap();
     let pool_booked: u32 = session.slots[0].pools.iter().map(|p| p.booked).sum();
@@ -612,11 +773,14 @@ async fn every_booking_refusal_on_postgres() {
         .inv
         .booking(BookingId(filled_id), &Scope::All)
         .is_some_and(|b| b.slot_id == SlotId(small_slot)));
+    let numbers: Vec<String> = [101, 102, 103, 104, 105, 201].map(aadhaar).to_vec();
+    assert_not_logged(&numbers.iter().map(String::as_str).collect::<Vec<_>>());
     srv.finish().await;
 }
 
 #[tokio::test]
 async fn otp_auth_and_request_shapes_on_embedded() {
+    logs();
     let srv = TestServer::embedded().await;
 
     // No token, a garbage token, an operator key: 401.
@@ -650,6 +814,7 @@ async fn otp_auth_and_request_shapes_on_embedded() {
     assert_eq!(v["expires_in_s"], 180);
     assert_eq!(v["resend_after_s"], 30);
     let (txn, otp) = srv.otp_for(mobile).await;
+    let first_otp = otp.clone();
     assert_eq!(v["txn_id"], txn);
     assert!(!v.to_string().contains(&otp));
     let wrong = if otp == "000000" { "111111" } else { "000000" };
@@ -957,5 +1122,6 @@ async fn otp_auth_and_request_shapes_on_embedded() {
     let (s, v) = srv.get("/openapi.json", None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(v["paths"].is_object());
+    assert_not_logged(&[&first_otp, &otp, &good, &bad_check]);
     srv.finish().await;
 }
