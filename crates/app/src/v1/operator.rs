@@ -213,24 +213,54 @@ pub fn audit_event(
     })
 }
 
+/// Serialises "take an audit id, hand the batch to the writer" across operator writes. The
+/// writer commits batches in the order they were handed to it, so audit ids become durable in
+/// increasing order and a reader tailing `GET /v1/admin/audit?after=` never skips a record
+/// that commits later with a smaller id. (A batch that fails leaves a gap in the ids.)
+static AUDIT_SUBMIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+type CommitFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ApiError>> + Send + 'a>>;
+
 /// Commits a prepared change together with its audit record (one batch: both or neither).
 /// A change with nothing to commit is answered as it is, without an audit record.
 pub async fn commit_audited<T: Send + 'static>(
     state: &AppState,
     op: &Operator,
-    mut prepared: Prepared<T>,
+    prepared: Prepared<T>,
     action: &str,
     object: String,
     before: Value,
     after: impl FnOnce(&T) -> Value,
 ) -> Result<T, ApiError> {
-    if !prepared.events.is_empty() {
-        let after = after(&prepared.value);
+    if prepared.events.is_empty() {
+        return durable::commit(state, prepared).await;
+    }
+    let after = after(&prepared.value);
+    let mut pending = Some((prepared, object, before, after));
+    let mut running: Option<CommitFuture<'_, T>> = None;
+    std::future::poll_fn(|cx| {
+        if let Some(fut) = running.as_mut() {
+            return fut.as_mut().poll(cx);
+        }
+        let Some((mut prepared, object, before, after)) = pending.take() else {
+            return std::task::Poll::Ready(Err(ApiError::internal()));
+        };
+        // The first poll of `durable::commit` hands the events to the writer before it
+        // awaits anything, so the id is taken and submitted under one lock.
+        let guard = AUDIT_SUBMIT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         prepared
             .events
             .push(audit_event(state, op, action, object, before, after));
-    }
-    durable::commit(state, prepared).await
+        let mut fut: CommitFuture<'_, T> = Box::pin(durable::commit(state, prepared));
+        let first = fut.as_mut().poll(cx);
+        drop(guard);
+        running = Some(fut);
+        first
+    })
+    .await
 }
 
 #[cfg(test)]
