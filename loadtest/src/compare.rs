@@ -702,6 +702,8 @@ fn ratios(cx: &Ctx) -> BTreeMap<String, Option<f64>> {
 /// any checked verdict failed.
 pub async fn run(cfg: CompareConfig) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&cfg.out)?;
+    // Probe before pinning: once pinned, this process sees only its own CPU.
+    let mut machine = Machine::probe();
     let machine_cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let pin = machine_cores >= 2 && procs::taskset_available();
     let (server_cpus, loadgen_cpus) = if pin {
@@ -724,7 +726,6 @@ pub async fn run(cfg: CompareConfig) -> anyhow::Result<Report> {
         notes: Vec::new(),
         pgbench: Vec::new(),
     };
-    let mut machine = Machine::probe();
     if let Ok(c) = pg::connect(&pg::url_with_db(&cx.cfg.database_url, "postgres")?).await {
         if let Ok(row) = c.query_one("SHOW server_version", &[]).await {
             machine.postgres_version = row.try_get::<_, String>(0).ok();
