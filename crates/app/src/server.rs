@@ -41,7 +41,8 @@ pub async fn run(
     let (listener, metrics_listener) = bind(&config)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let doc = openapi_base();
+    let mut doc = openapi_base();
+    doc.merge(crate::v1::openapi());
     let ops = Ops::new(
         readiness.clone(),
         init_metrics(),

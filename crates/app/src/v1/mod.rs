@@ -10,6 +10,13 @@ pub mod render;
 use crate::state::AppState;
 use axum::Router;
 
+/// The OpenAPI paths of every v1 route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = citizen::openapi();
+    doc.merge(operator::openapi());
+    doc
+}
+
 /// Every v1 route.
 pub fn router() -> Router<AppState> {
     Router::new()
