@@ -525,6 +525,81 @@ async fn operator_journey_and_audit_log() {
     assert_eq!(p2["audit"].as_array().unwrap().len(), records.len() - 4);
     assert_eq!(p2["audit"][0]["audit_id"], records[4]["audit_id"]);
     assert_eq!(p2["next_after"], Value::Null);
+
+    // A reader tailing the log while operators write concurrently misses nothing.
+    let start = records.last().unwrap()["audit_id"].as_u64().unwrap();
+    let writes_n = 40;
+    let pools: Vec<u64> = session["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["pools"].as_array().unwrap().iter())
+        .map(|p| p["pool_id"].as_u64().unwrap())
+        .collect();
+    let writers: Vec<_> = (0..writes_n)
+        .map(|i| {
+            let http = srv.http.clone();
+            let url = format!("{}/v1/admin/pools/{}", srv.base, pools[i % pools.len()]);
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                let resp = http
+                    .patch(url)
+                    .bearer_auth(admin)
+                    .json(&json!({"capacity": 10 + i}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), StatusCode::OK);
+            })
+        })
+        .collect();
+    let mut seen: Vec<u64> = Vec::new();
+    let mut cursor = start;
+    for _ in 0..2_000 {
+        let (_, v) = srv
+            .get(
+                &format!("/v1/admin/audit?limit=500&after={cursor}"),
+                Some(&admin),
+            )
+            .await;
+        for r in v["audit"].as_array().unwrap() {
+            seen.push(r["audit_id"].as_u64().unwrap());
+        }
+        cursor = seen.last().copied().unwrap_or(cursor);
+        if seen.len() >= writes_n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let (_, v) = srv
+        .get(
+            &format!("/v1/admin/audit?limit=500&after={start}"),
+            Some(&admin),
+        )
+        .await;
+    let all: Vec<u64> = v["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["audit_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(all.len(), writes_n);
+    assert_eq!(seen, all, "the tail skipped a record");
+    // Each pool ends at one of the capacities it was set to (no lost update).
+    for (k, pool) in pools.iter().enumerate() {
+        let capacity = srv.state.inv.pool(PoolId(*pool)).unwrap().capacity as usize;
+        let targets: Vec<usize> = (0..writes_n)
+            .filter(|i| i % pools.len() == k)
+            .map(|i| 10 + i)
+            .collect();
+        assert!(
+            targets.contains(&capacity),
+            "pool {pool}: {capacity} not in {targets:?}"
+        );
+    }
     srv.finish().await;
 }
 

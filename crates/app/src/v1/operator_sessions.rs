@@ -31,6 +31,13 @@ pub const AGE_MAX: u16 = 120;
 /// in milliseconds (bounded overall by `commit_wait`).
 pub const CANCEL_POLL_MS: u64 = 2;
 
+/// Serialises capacity changes (set and move) from decision to commit. The engine decides a
+/// `set` as a delta from the capacity it sees and applies increases only once committed, so
+/// two changes of one pool in flight at once would both count from the same base and the
+/// later commit would not be the capacity asked for. Capacity changes are rare operator
+/// actions; bookings never wait on this lock.
+static CAPACITY_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Default number of days the capacity view spans.
 pub const CAPACITY_DAYS_DEFAULT: u32 = 1;
 
@@ -343,6 +350,7 @@ pub async fn set_capacity(
     ApiJson(body): ApiJson<CapacityChange>,
 ) -> Result<Json<Value>, ApiError> {
     let id = PoolId(id);
+    let _serial = CAPACITY_WRITES.lock().await;
     let before = state.inv.pool(id).ok_or_else(ApiError::not_found)?;
     let prepared = state
         .inv
@@ -387,6 +395,7 @@ pub async fn move_places(
         ));
     }
     let (from, to) = (PoolId(body.from_pool_id), PoolId(body.to_pool_id));
+    let _serial = CAPACITY_WRITES.lock().await;
     let before: Vec<Value> = [from, to]
         .iter()
         .filter_map(|p| state.inv.pool(*p))
