@@ -85,7 +85,9 @@ fn group_commit(c: &mut Criterion) {
     }
     group.finish();
     drop(store);
-    rt.block_on(admin(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
+    rt.block_on(admin(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )));
 }
 
 criterion_group!(benches, group_commit);

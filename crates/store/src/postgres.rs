@@ -1160,6 +1160,31 @@ impl Store for PgStore {
         row.as_ref().map(decode_operator_key).transpose()
     }
 
+    async fn create_operator_key(&self, key: &OperatorKey) -> Result<OperatorKey, StoreError> {
+        let client = self.client().await?;
+        let centres = centres_to_pg_literal(&key.centres);
+        let row = client
+            .query_one(
+                "INSERT INTO operator_keys (operator_id, key_hash, role, centres, name, created_at)
+                 SELECT COALESCE(MAX(operator_id), 0) + 1, $1, $2, $3::text::bigint[], $4, $5
+                 FROM operator_keys
+                 RETURNING operator_id",
+                &[
+                    &key.key_hash,
+                    &key.role.as_str(),
+                    &centres,
+                    &key.name,
+                    &key.created_at,
+                ],
+            )
+            .await
+            .map_err(|e| from_pg(&e))?;
+        let id: i64 = row.get(0);
+        let mut stored = key.clone();
+        stored.operator_id = OperatorId(u64::try_from(id).unwrap_or(0));
+        Ok(stored)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client

@@ -938,6 +938,34 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn create_operator_key(&self, key: &OperatorKey) -> Result<OperatorKey, StoreError> {
+        let key = key.clone();
+        self.with_write(move |conn| {
+            let centres: Vec<u64> = key.centres.iter().map(|c| c.0).collect();
+            let id: i64 = conn
+                .query_row(
+                    "INSERT INTO operator_keys (operator_id, key_hash, role, centres, name,
+                     created_at)
+                     SELECT COALESCE(MAX(operator_id), 0) + 1, ?1, ?2, ?3, ?4, ?5
+                     FROM operator_keys
+                     RETURNING operator_id",
+                    params![
+                        key.key_hash,
+                        key.role.as_str(),
+                        serde_json::to_string(&centres).unwrap_or_else(|_| "[]".into()),
+                        key.name,
+                        ts(key.created_at)
+                    ],
+                    |row| row.get(0),
+                )
+                .map_err(|e| from_sqlite(&e))?;
+            let mut stored = key;
+            stored.operator_id = OperatorId(u64::try_from(id).unwrap_or(0));
+            Ok(stored)
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.with_read(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))

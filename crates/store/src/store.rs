@@ -56,6 +56,17 @@ pub trait Store: Send + Sync + 'static {
     /// process, e.g. the CLI, while a server runs).
     async fn operator_key_by_hash(&self, hash: &str) -> Result<Option<OperatorKey>, StoreError>;
 
+    /// Stores a new operator key outside the writer's batches (the CLI's `admin create-key`,
+    /// which may run while a server holds the writer epoch and must not fence it). The id is
+    /// allocated by the database, above every stored operator id; `key.operator_id` is
+    /// ignored. Returns the stored key.
+    async fn create_operator_key(&self, key: &OperatorKey) -> Result<OperatorKey, StoreError> {
+        let _ = key;
+        Err(StoreError::Unavailable(
+            "this store cannot create operator keys".into(),
+        ))
+    }
+
     /// A cheap round trip to the database.
     async fn ping(&self) -> Result<(), StoreError>;
 
