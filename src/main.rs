@@ -33,11 +33,15 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API.
     Serve(Box<ServeArgs>),
-    /// Apply the PostgreSQL migrations and exit.
+    /// Apply the store's migrations and exit (PostgreSQL, or the embedded store in
+    /// --data-dir when no URL is given).
     Migrate {
         /// PostgreSQL URL (`KATAAR_DATABASE_URL`).
         #[arg(long)]
         database_url: Option<String>,
+        /// Data directory of the embedded store.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Operator administration.
     Admin {
@@ -163,16 +167,119 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve_command(&args),
-        Command::Migrate { .. } => not_yet("kataar migrate"),
+        Command::Migrate {
+            database_url,
+            data_dir,
+        } => {
+            let overrides = ConfigOverrides {
+                database_url,
+                data_dir,
+                ..ConfigOverrides::default()
+            };
+            with_store(None, &overrides, |store| async move {
+                store.migrate().await?;
+                eprintln!("kataar: migrations applied ({})", store.backend());
+                Ok(())
+            })
+        }
         Command::Admin {
-            command: AdminCommand::CreateKey { .. },
-        } => not_yet("kataar admin create-key"),
+            command:
+                AdminCommand::CreateKey {
+                    role,
+                    centres,
+                    name,
+                    config,
+                    database_url,
+                    data_dir,
+                },
+        } => {
+            let role = match (role, centres.is_empty()) {
+                (Role::Admin, true) => kataar_domain::Role::Admin,
+                (Role::Centre, false) => kataar_domain::Role::Centre,
+                (Role::Admin, false) => {
+                    eprintln!("kataar: --centres applies only to --role centre");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+                (Role::Centre, true) => {
+                    eprintln!("kataar: --role centre needs --centres (e.g. --centres 12,13)");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            let overrides = ConfigOverrides {
+                database_url,
+                data_dir,
+                ..ConfigOverrides::default()
+            };
+            with_store(config.as_deref(), &overrides, |store| async move {
+                let (clear, hash) = kataar_identity::generate_operator_key();
+                let key = kataar_domain::OperatorKey {
+                    operator_id: kataar_domain::OperatorId(0),
+                    key_hash: hash,
+                    role,
+                    centres: centres.into_iter().map(kataar_domain::CentreId).collect(),
+                    name: name.unwrap_or_else(|| "operator".into()),
+                    created_at: chrono::Utc::now(),
+                };
+                let stored = store.create_operator_key(&key).await?;
+                let mut stdout = std::io::stdout().lock();
+                writeln!(stdout, "{}", clear.expose_secret())?;
+                stdout.flush()?;
+                let scope = if stored.centres.is_empty() {
+                    "all centres".to_string()
+                } else {
+                    let ids: Vec<String> = stored.centres.iter().map(|c| c.0.to_string()).collect();
+                    format!("centres {}", ids.join(","))
+                };
+                eprintln!(
+                    "kataar: operator key {} ({}, {}, \"{}\") created; it is shown only once \
+                     and stored hashed",
+                    stored.operator_id.0,
+                    stored.role.as_str(),
+                    scope,
+                    stored.name
+                );
+                Ok(())
+            })
+        }
     }
 }
 
-fn not_yet(what: &str) -> ExitCode {
-    eprintln!("kataar: {what} is not available in this build yet");
-    ExitCode::from(EXIT_FAILURE)
+/// Loads the configuration (exit 2 when it is bad), opens the store it names and runs `f`
+/// (exit 1 when that fails).
+fn with_store<F, Fut>(file: Option<&std::path::Path>, overrides: &ConfigOverrides, f: F) -> ExitCode
+where
+    F: FnOnce(std::sync::Arc<dyn kataar_store::Store>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let config = match Config::load(file, overrides) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("kataar: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(err) => {
+            eprintln!("kataar: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let store = kataar_app::startup::open_store(&config).await?;
+        f(store).await
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("kataar: {err:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }
 
 fn serve_command(args: &ServeArgs) -> ExitCode {

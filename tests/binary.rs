@@ -1,0 +1,427 @@
+//! The real `kataar` binary end to end: `migrate`, `serve`, `admin create-key` against the same
+//! store while the server runs, a citizen booking and an operator check-in over real HTTP, a
+//! SIGKILL in the middle of the day and a restart that still has every acknowledged booking, and
+//! a server log that never carries an OTP or a photo-ID number. On PostgreSQL (a fresh database,
+//! dropped after) and on the embedded store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const KATAAR: &str = env!("CARGO_BIN_EXE_kataar");
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn kataar() -> Command {
+    let mut cmd = Command::new(KATAAR);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KATAAR_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Where the store lives: a PostgreSQL URL or nothing (embedded, in the data dir).
+#[derive(Clone)]
+struct Target {
+    database_url: Option<String>,
+    data_dir: PathBuf,
+}
+
+impl Target {
+    fn args(&self) -> Vec<String> {
+        let mut v = vec!["--data-dir".into(), self.data_dir.display().to_string()];
+        if let Some(url) = &self.database_url {
+            v.push("--database-url".into());
+            v.push(url.clone());
+        }
+        v
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(target: &Target, otp_file: &Path) -> Server {
+        let mut child = kataar()
+            .arg("serve")
+            .args(target.args())
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--otp-sender")
+            .arg(format!("file:{}", otp_file.display()))
+            .env("KATAAR_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("kataar listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}: {}", log.lock().unwrap()))
+            .to_string();
+        Server {
+            child,
+            base: addr,
+            log,
+        }
+    }
+
+    fn kill9(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = self.log.lock().unwrap().clone();
+        log
+    }
+
+    fn terminate(mut self) -> (i32, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let log = self.log.lock().unwrap().clone();
+        (status.code().unwrap_or(-1), log)
+    }
+}
+
+fn create_key(target: &Target, role: &[&str]) -> String {
+    let out = kataar()
+        .args(["admin", "create-key"])
+        .args(role)
+        .args(target.args())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let key = stdout.lines().next().unwrap().trim().to_string();
+    assert!(key.starts_with("kop_"), "{key}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&key));
+    key
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    bearer: Option<&str>,
+    body: Option<Value>,
+    idem: Option<&str>,
+) -> (u16, Value) {
+    let mut req = http.request(method, url);
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    if let Some(k) = idem {
+        req = req.header("Idempotency-Key", k);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn otp_for(file: &Path, mobile: &str) -> (String, String) {
+    for _ in 0..500 {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            if let Some(line) = text.lines().rev().find(|l| l.contains(mobile)) {
+                let v: Value = serde_json::from_str(line).unwrap();
+                return (
+                    v["txn_id"].as_str().unwrap().into(),
+                    v["otp"].as_str().unwrap().into(),
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no OTP for {mobile}");
+}
+
+fn verhoeff_aadhaar(seed: u64) -> String {
+    let body = format!("{}{:010}", 2 + seed % 8, seed % 10_000_000_000);
+    let check = kataar_identity::photo_id::verhoeff_check_digit(&body).unwrap();
+    format!("{body}{check}")
+}
+
+/// The whole day.
+async fn journey(target: Target, otp_file: PathBuf) {
+    let migrate = kataar()
+        .arg("migrate")
+        .args(target.args())
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+
+    let server = start_with_demo(&target, &otp_file);
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    // A key created by the CLI while the server runs works at once.
+    let admin = create_key(&target, &["--role", "admin", "--name", "district office"]);
+    let (s, v) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{base}/v1/admin/centres"),
+        Some(&admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // Bad usage is exit 2.
+    let bad = kataar()
+        .args(["admin", "create-key", "--role", "centre"])
+        .args(target.args())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(2))
+        .format("%Y-%m-%d")
+        .to_string();
+    let centre_body = json!({"name": "PHC Kolar", "state_id": 20, "district_id": 312, "pincode": "462001",
+        "address": "Kolar Road", "block_name": "Huzur", "lat": 23.2, "long": 77.4, "fee_type": "free"});
+    let (s, v) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/admin/centres"),
+        Some(&admin),
+        Some(centre_body),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let centre_id = v["centre_id"].as_u64().unwrap();
+    let session = json!({"centre_id": centre_id, "date": tomorrow, "vaccine": "COVAXIN", "min_age": 18, "max_age": null,
+        "slots": [{"start": "09:00", "end": "11:00", "capacity": {"dose1_online": 3, "dose1_walkin": 1, "dose2_online": 0, "dose2_walkin": 0}}]});
+    let (s, v) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/admin/sessions"),
+        Some(&admin),
+        Some(session),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let session_id = v["session_id"].as_u64().unwrap();
+    let slot_id = v["slots"][0]["slot_id"].as_u64().unwrap();
+
+    // A citizen logs in with an OTP, adds a beneficiary and books.
+    let mobile = "9812345678";
+    let (s, v) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/auth/otp"),
+        None,
+        Some(json!({"mobile": mobile})),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let (txn, otp) = otp_for(&otp_file, mobile);
+    let (s, v) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/auth/otp/verify"),
+        None,
+        Some(json!({"txn_id": txn, "otp": otp})),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    let aadhaar = verhoeff_aadhaar(4242);
+    let (s, v) = call(&http, reqwest::Method::POST, format!("{base}/v1/beneficiaries"), Some(&token),
+        Some(json!({"name": "Asha Devi", "birth_year": 1985, "gender": "female", "id_type": "aadhaar", "id_number": aadhaar})), None).await;
+    assert_eq!(s, 201, "{v}");
+    let beneficiary_id = v["beneficiary_id"].as_u64().unwrap();
+    let (s, v) = call(&http, reqwest::Method::POST, format!("{base}/v1/bookings"), Some(&token),
+        Some(json!({"beneficiary_id": beneficiary_id, "session_id": session_id, "slot_id": slot_id, "dose": 1})), Some("k-1")).await;
+    assert_eq!(s, 201, "{v}");
+    let booking_id = v["booking_id"].as_u64().unwrap();
+    assert_eq!(v["token_number"], 1);
+
+    // The centre checks the person in.
+    let (s, v) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/admin/bookings/{booking_id}/check-in"),
+        Some(&admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "checked_in");
+
+    // SIGKILL mid-day: every acknowledged change is there after a restart.
+    let first_log = server.kill9();
+    let server = Server::start(&target, &otp_file);
+    let base = server.base.clone();
+    let (s, v) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{base}/v1/bookings/{booking_id}"),
+        Some(&token),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "checked_in");
+    let (s, v) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{base}/v1/availability?centre_id={centre_id}&date={tomorrow}&days=1"),
+        None,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["centres"][0]["sessions"][0]["available_dose1"], 2);
+    // The idempotent replay survives the restart too.
+    let (s, v) = call(&http, reqwest::Method::POST, format!("{base}/v1/bookings"), Some(&token),
+        Some(json!({"beneficiary_id": beneficiary_id, "session_id": session_id, "slot_id": slot_id, "dose": 1})), Some("k-1")).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["booking_id"], booking_id);
+
+    let (code, third_log) = server.terminate();
+    assert_eq!(code, 0, "SIGTERM exits 0: {third_log}");
+    for log in [&first_log, &third_log] {
+        assert!(!log.contains(&otp), "an OTP reached the log");
+        assert!(!log.contains(&aadhaar), "a photo-ID number reached the log");
+        assert!(!log.contains(&admin), "an operator key reached the log");
+        assert!(!log.contains(&token), "a token reached the log");
+    }
+    assert!(third_log.contains("SIGTERM"), "{third_log}");
+}
+
+fn start_with_demo(target: &Target, otp_file: &Path) -> Server {
+    // `--demo` only publishes into a drive without centres, which is what this store is.
+    let mut t = target.clone();
+    t.data_dir = target.data_dir.clone();
+    let mut child = kataar()
+        .arg("serve")
+        .args(t.args())
+        .args(["--listen", "127.0.0.1:0", "--demo"])
+        .arg("--otp-sender")
+        .arg(format!("file:{}", otp_file.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("kataar listening on ")
+        .unwrap()
+        .to_string();
+    Server { child, base, log }
+}
+
+async fn pg_admin() -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+#[tokio::test]
+async fn postgres_day_with_sigkill_and_restart() {
+    let name = format!("kataar_bin_{}", std::process::id());
+    let admin = pg_admin().await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target {
+        database_url: Some(format!("postgres://postgres@127.0.0.1:5432/{name}")),
+        data_dir: dir.path().join("data"),
+    };
+    let outcome = tokio::spawn(journey(target, dir.path().join("otp.jsonl"))).await;
+    let _ = admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&name],
+        )
+        .await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test]
+async fn embedded_day_with_sigkill_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target {
+        database_url: None,
+        data_dir: dir.path().join("data"),
+    };
+    journey(target, dir.path().join("otp.jsonl")).await;
+}
