@@ -536,7 +536,8 @@ async fn operator_journey_and_audit_log() {
         .flat_map(|s| s["pools"].as_array().unwrap().iter())
         .map(|p| p["pool_id"].as_u64().unwrap())
         .collect();
-    let writers: Vec<_> = (0..writes_n)
+    // Pool capacity changes (serialised by the server) and centre renames (not serialised).
+    let mut writers: Vec<_> = (0..writes_n)
         .map(|i| {
             let http = srv.http.clone();
             let url = format!("{}/v1/admin/pools/{}", srv.base, pools[i % pools.len()]);
@@ -553,6 +554,21 @@ async fn operator_journey_and_audit_log() {
             })
         })
         .collect();
+    writers.extend((0..writes_n).map(|i| {
+        let http = srv.http.clone();
+        let url = format!("{}/v1/admin/centres/{}", srv.base, 1 + i % 13);
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let resp = http
+                .patch(url)
+                .bearer_auth(admin)
+                .json(&json!({"name": format!("Renamed {i}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+        })
+    }));
     let mut seen: Vec<u64> = Vec::new();
     let mut cursor = start;
     for _ in 0..2_000 {
@@ -566,7 +582,7 @@ async fn operator_journey_and_audit_log() {
             seen.push(r["audit_id"].as_u64().unwrap());
         }
         cursor = seen.last().copied().unwrap_or(cursor);
-        if seen.len() >= writes_n {
+        if seen.len() >= 2 * writes_n {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
@@ -586,7 +602,7 @@ async fn operator_journey_and_audit_log() {
         .iter()
         .map(|r| r["audit_id"].as_u64().unwrap())
         .collect();
-    assert_eq!(all.len(), writes_n);
+    assert_eq!(all.len(), 2 * writes_n);
     assert_eq!(seen, all, "the tail skipped a record");
     // Each pool ends at one of the capacities it was set to (no lost update).
     for (k, pool) in pools.iter().enumerate() {
