@@ -60,6 +60,10 @@ pub struct CentrePatch {
     fee_rupees: Option<u32>,
 }
 
+/// Serialises centre changes from read to commit, so that two changes of one centre (say its
+/// name and its address) never undo each other.
+static CENTRE_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn fee_type(raw: &str) -> Result<FeeType, ApiError> {
     FeeType::parse(raw.trim())
         .ok_or_else(|| ApiError::invalid_request("fee_type", "fee_type must be free or paid"))
@@ -222,6 +226,7 @@ pub async fn change(
     ApiPath(id): ApiPath<u64>,
     ApiJson(body): ApiJson<CentrePatch>,
 ) -> Result<Json<Value>, ApiError> {
+    let _serial = CENTRE_WRITES.lock().await;
     let before = visible_centre(&state, &op, id)?;
     let mut after = before.clone();
     if let Some(name) = &body.name {

@@ -38,6 +38,10 @@ pub const CANCEL_POLL_MS: u64 = 2;
 /// actions; bookings never wait on this lock.
 static CAPACITY_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Serialises session cancellations, so a second cancel of a session waits for the first and
+/// then answers the cancelled session as it is.
+static CANCELS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Default number of days the capacity view spans.
 pub const CAPACITY_DAYS_DEFAULT: u32 = 1;
 
@@ -292,6 +296,7 @@ pub async fn cancel(
     OptionalJson(_): OptionalJson<NoBody>,
 ) -> Result<Json<Value>, ApiError> {
     let id = SessionId(id);
+    let _serial = CANCELS.lock().await;
     let view = visible_session(&state, &op, id)?;
     if view.session.cancelled {
         return Ok(Json(session_json(&view)));
