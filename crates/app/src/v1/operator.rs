@@ -7,7 +7,17 @@
 //!
 //! Every write appends one [`AuditRecord`] (who, what, when, the request id, before/after)
 //! to the same batch as the change it records, so both are committed atomically or neither is.
-//! Audit `before`/`after` values never carry a photo-ID number (not even masked).
+//! Audit `before`/`after` values never carry a photo-ID number (not even masked). Audit ids
+//! are taken and handed to the writer under one lock, so they become durable in id order and
+//! `GET /v1/admin/audit?after=` can be tailed without skipping a record.
+//!
+//! Operator writes that read-modify-write (centre changes, pool capacity set and move, session
+//! cancellation) are serialised per kind by an async lock held from the read to the commit.
+//! They are rare, and no citizen request ever waits on these locks.
+//!
+//! Answers are the contract's shapes, sometimes with more members: sessions carry every live
+//! pool counter and `totals`, bookings the beneficiary's `name`, `id_masked` and the `channel`,
+//! centres their `fee_rupees`.
 //!
 //! The handlers live in three files next to this one:
 //! - `operator_centres.rs`: centres (create, list, read, change).
