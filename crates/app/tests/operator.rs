@@ -662,6 +662,13 @@ async fn operator_refusals() {
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
     let (s, v) = srv.get("/v1/admin/audit", Some(&key)).await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    // The role is decided before the body or the query is read.
+    let (s, v) = srv
+        .post("/v1/admin/centres", Some(&key), json!({"colour": "red"}))
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, v) = srv.get("/v1/admin/audit?after=x", Some(&key)).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
     let (_, v) = srv.get("/v1/admin/centres", Some(&key)).await;
     let listed: Vec<u64> = v["centres"]
         .as_array()

@@ -36,6 +36,7 @@ mod sessions;
 use crate::auth::Operator;
 use crate::durable;
 use crate::state::AppState;
+use axum::extract::FromRequestParts;
 use axum::routing::{get, patch, post};
 use axum::Router;
 use kataar_api::{ApiError, RequestId};
@@ -142,6 +143,24 @@ impl utoipa::Modify for OperatorKeyScheme {
 /// The OpenAPI paths of every operator route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     OperatorDoc::openapi()
+}
+
+/// An operator with the `admin` role: `401` without a key, `403 forbidden` for a centre key,
+/// decided before the request's body or query is read.
+#[derive(Clone, Debug)]
+pub struct Admin(pub Operator);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let op = Operator::from_request_parts(parts, state).await?;
+        op.require_admin()?;
+        Ok(Admin(op))
+    }
 }
 
 /// A body that must be empty or `{}` (cancel, check-in, no-show).

@@ -6,7 +6,7 @@
 //! validated and keyed exactly as a citizen's registration does; the clear number is dropped
 //! right after keying and never reaches a log, an error or the audit log.
 
-use super::{commit_audited, page_after, page_limit, text_field, NoBody, PageQuery};
+use super::{commit_audited, page_after, page_limit, text_field, Admin, NoBody, PageQuery};
 use crate::auth::Operator;
 use crate::errors::{OrApi, STORE_RETRY_AFTER_S};
 use crate::state::AppState;
@@ -330,10 +330,9 @@ pub async fn no_show(
     responses((status = 200, description = "`{\"audit\": [record], \"next_after\"}`, newest last"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`forbidden`: administrators only", body = ErrorBody)))]
 pub async fn audit_log(
     State(state): State<AppState>,
-    op: Operator,
+    _admin: Admin,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    op.require_admin()?;
     let limit = page_limit(q.limit)?;
     let after = page_after(q.after.as_deref())?;
     let records = state.store.audit_after(after, limit).await.map_err(|e| {

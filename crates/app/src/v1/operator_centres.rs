@@ -4,7 +4,7 @@
 //! 0..=[`FEE_RUPEES_MAX`], and 0 for a free centre). Only `name`, `address`, `fee_type` and
 //! `fee_rupees` can be changed; anything else in a change is `400 invalid_request`.
 
-use super::{commit_audited, page_after, page_limit, text_field, PageQuery};
+use super::{commit_audited, page_after, page_limit, text_field, Admin, PageQuery};
 use crate::auth::Operator;
 use crate::state::AppState;
 use crate::v1::render;
@@ -102,10 +102,9 @@ fn visible_centre(state: &AppState, op: &Operator, id: u64) -> Result<Centre, Ap
     responses((status = 201, description = "The centre, with `fee_rupees`"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`forbidden`: administrators only", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    op: Operator,
+    Admin(op): Admin,
     ApiJson(body): ApiJson<NewCentreBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    op.require_admin()?;
     let name = text_field("name", &body.name)?;
     let address = text_field("address", &body.address)?;
     let block_name = text_field("block_name", &body.block_name)?;
