@@ -306,7 +306,32 @@ impl Config {
                 return invalid("trusted_proxy_header", "not a valid header name");
             }
         }
+        self.admission_config()?;
         Ok(())
+    }
+
+    /// The admission limits: the `admission` table over the admission crate's defaults,
+    /// checked. A bad or unknown key is named (`admission.<key>`).
+    pub fn admission_config(&self) -> Result<kataar_admission::AdmissionConfig, ConfigError> {
+        let table = toml::Value::Table(self.admission.clone());
+        let config: kataar_admission::AdmissionConfig = serde_path_to_error::deserialize(table)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let at = if path.is_empty() || path == "." {
+                    String::new()
+                } else {
+                    format!("`admission.{path}`: ")
+                };
+                ConfigError::Invalid {
+                    key: "admission",
+                    message: format!("{at}{}", e.inner()),
+                }
+            })?;
+        config.validate().map_err(|e| ConfigError::Invalid {
+            key: "admission",
+            message: format!("`admission.{}` {}", e.key, e.reason),
+        })?;
+        Ok(config)
     }
 
     /// The connection limits for [`crate::server::serve`].
@@ -340,7 +365,16 @@ impl Config {
 
     /// The effective configuration as TOML, secrets redacted (for `--print-config`).
     pub fn to_toml_redacted(&self) -> String {
-        let mut text = toml::to_string(&self.redacted())
+        let mut shown = self.redacted();
+        // Every admission key with its effective value (defaults included).
+        if let Ok(toml::Value::Table(table)) = self
+            .admission_config()
+            .map_err(|e| e.to_string())
+            .and_then(|a| toml::Value::try_from(a).map_err(|e| e.to_string()))
+        {
+            shown.admission = table;
+        }
+        let mut text = toml::to_string(&shown)
             .unwrap_or_else(|e| format!("# configuration could not be rendered: {e}\n"));
         let unset: Vec<&str> = [
             ("database_url", self.database_url.is_none()),
@@ -450,6 +484,35 @@ mod tests {
             );
             assert!(optional || table.contains_key(key), "{key} is not a key");
         }
+    }
+
+    #[test]
+    fn admission_keys_are_checked_named_and_printed() {
+        let mut c = Config::defaults();
+        c.admission
+            .insert("booking_burst".into(), toml::Value::Integer(0));
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("admission.booking_burst"), "{err}");
+        let mut c = Config::defaults();
+        c.admission
+            .insert("booking_rate".into(), toml::Value::Integer(5));
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("booking_rate"), "{err}");
+        let mut c = Config::defaults();
+        c.admission.insert(
+            "browse_rate_per_s".into(),
+            toml::Value::String("fast".into()),
+        );
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("admission.browse_rate_per_s"), "{err}");
+        let mut c = Config::defaults();
+        c.admission
+            .insert("booking_rate_per_s".into(), toml::Value::Integer(50));
+        c.validate().unwrap();
+        assert_eq!(c.admission_config().unwrap().booking_rate_per_s, 50.0);
+        let text = c.to_toml_redacted();
+        assert!(text.contains("booking_rate_per_s = 50.0"), "{text}");
+        assert!(text.contains("client_burst = 100"), "{text}");
     }
 
     #[test]
