@@ -1098,12 +1098,14 @@ impl Inventory {
                 format!("a pool holds at most {POOL_CAPACITY_MAX} places"),
             ));
         }
-        let (current, booked) = pool.counts();
-        if capacity < booked {
-            return Err(BookingError::CapacityBelowBooked);
-        }
-        let delta = i64::from(capacity) - i64::from(current);
-        self.change_capacity_prepared(vec![(pool, delta)]).map(|p| {
+        self.change_capacity_prepared(vec![pool], |now| {
+            let (current, booked) = now[0];
+            if capacity < booked {
+                return Err(BookingError::CapacityBelowBooked);
+            }
+            Ok(vec![i64::from(capacity) - i64::from(current)])
+        })
+        .map(|p| {
             Prepared::new(
                 p.value.into_iter().next().unwrap_or_default(),
                 p.events,
@@ -1137,7 +1139,7 @@ impl Inventory {
             ));
         }
         let n = i64::from(count);
-        self.change_capacity_prepared(vec![(a, -n), (b, n)])
+        self.change_capacity_prepared(vec![a, b], |_| Ok(vec![-n, n]))
     }
 
     fn check_pool_scope(&self, pool: &PoolCell, scope: &Scope) -> Result<(), BookingError> {
@@ -1152,10 +1154,36 @@ impl Inventory {
         }
     }
 
+    /// Applies capacity changes to `pools` (distinct). Under the pools' capacity locks (taken in
+    /// pool-id order) it refuses if another change of one of them is still being committed,
+    /// then `deltas` sees each pool's `(capacity, booked)` and returns one delta per pool.
+    /// Decreases are taken at once; raises are applied on commit.
     fn change_capacity_prepared(
         &self,
-        changes: Vec<(Arc<PoolCell>, i64)>,
+        pools: Vec<Arc<PoolCell>>,
+        deltas: impl FnOnce(&[(u32, u32)]) -> Result<Vec<i64>, BookingError>,
     ) -> Result<Prepared<Vec<PoolView>>, BookingError> {
+        let above_max = || {
+            BookingError::Invalid(
+                "capacity",
+                format!("a pool holds at most {POOL_CAPACITY_MAX} places"),
+            )
+        };
+        let mut order: Vec<usize> = (0..pools.len()).collect();
+        order.sort_by_key(|i| pools[*i].pool_id);
+        let mut guards: Vec<Option<parking_lot::MutexGuard<'_, u32>>> =
+            pools.iter().map(|_| None).collect();
+        for i in order {
+            guards[i] = Some(pools[i].capacity_changes_in_flight.lock());
+        }
+        if guards.iter().any(|g| g.as_deref().is_some_and(|n| *n > 0)) {
+            return Err(BookingError::BookingState(
+                "another capacity change of this pool is being committed; retry in a moment",
+            ));
+        }
+        let seen: Vec<(u32, u32)> = pools.iter().map(|p| p.counts()).collect();
+        let changes: Vec<(Arc<PoolCell>, i64)> =
+            pools.iter().cloned().zip(deltas(&seen)?).collect();
         let mut taken: Vec<(Arc<PoolCell>, i64)> = Vec::new();
         for (pool, delta) in &changes {
             if *delta < 0 {
@@ -1167,29 +1195,25 @@ impl Inventory {
                         }
                         return Err(match e {
                             CapacityError::BelowBooked => BookingError::CapacityBelowBooked,
-                            CapacityError::AboveMax => BookingError::Invalid(
-                                "capacity",
-                                format!("a pool holds at most {POOL_CAPACITY_MAX} places"),
-                            ),
+                            CapacityError::AboveMax => above_max(),
                         });
                     }
                 }
             }
         }
-        for (pool, delta) in &changes {
-            if *delta > 0 {
-                let (cap, _) = pool.counts();
-                if i64::from(cap) + delta > i64::from(POOL_CAPACITY_MAX) {
-                    for (p, d) in taken {
-                        let _ = p.change_capacity(-d, u32::MAX);
-                    }
-                    return Err(BookingError::Invalid(
-                        "capacity",
-                        format!("a pool holds at most {POOL_CAPACITY_MAX} places"),
-                    ));
+        for ((pool, delta), (cap, _)) in changes.iter().zip(&seen) {
+            if *delta > 0 && i64::from(*cap) + delta > i64::from(POOL_CAPACITY_MAX) {
+                for (p, d) in taken {
+                    let _ = p.change_capacity(-d, u32::MAX);
                 }
+                let _ = pool;
+                return Err(above_max());
             }
         }
+        for g in guards.iter_mut().flatten() {
+            **g += 1;
+        }
+        drop(guards);
         self.bump();
         let views: Vec<PoolView> = changes
             .iter()
@@ -1213,14 +1237,22 @@ impl Inventory {
         let mut fin = Finisher::new();
         let raises: Vec<(Arc<PoolCell>, i64)> =
             changes.iter().filter(|(_, d)| *d > 0).cloned().collect();
+        let involved: Vec<Arc<PoolCell>> = changes.iter().map(|(p, _)| p.clone()).collect();
+        let involved_abort = involved.clone();
         fin.commit(move |_| {
             for (p, d) in raises {
                 let _ = p.change_capacity(d, u32::MAX);
+            }
+            for p in involved {
+                *p.capacity_changes_in_flight.lock() -= 1;
             }
         });
         fin.abort(move |_| {
             for (p, d) in taken {
                 let _ = p.change_capacity(-d, u32::MAX);
+            }
+            for p in involved_abort {
+                *p.capacity_changes_in_flight.lock() -= 1;
             }
         });
         Ok(Prepared::new(views, events, fin))

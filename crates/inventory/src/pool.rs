@@ -26,6 +26,11 @@ pub struct PoolCell {
     pub administered: AtomicU32,
     /// Bookings of this pool marked no-show.
     pub no_show: AtomicU32,
+    /// Capacity changes of this pool prepared and not yet finished. Capacity changes are
+    /// operators' actions (never the booking path) and run one at a time per pool: a second
+    /// change while one is being committed is refused, so every change is computed from a
+    /// capacity that includes all earlier ones.
+    pub(crate) capacity_changes_in_flight: parking_lot::Mutex<u32>,
 }
 
 fn pack(capacity: u32, booked: u32) -> u64 {
@@ -59,6 +64,7 @@ impl PoolCell {
             checked_in: AtomicU32::new(0),
             administered: AtomicU32::new(0),
             no_show: AtomicU32::new(0),
+            capacity_changes_in_flight: parking_lot::Mutex::new(0),
         }
     }
 

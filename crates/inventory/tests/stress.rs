@@ -127,3 +127,53 @@ fn concurrent_book_cancel_churn_keeps_counters_exact() {
         }
     }
 }
+
+#[test]
+fn capacity_changes_of_one_pool_run_one_at_a_time() {
+    let inv = Arc::new(Inventory::empty());
+    let c = centre(&inv);
+    let s = session(&inv, c, day(2030, 1, 10), 1, 10);
+    let pool = PoolId(s.slots[0].pools[0].pool_id);
+    let other = PoolId(s.slots[0].pools[1].pool_id);
+    // A second change while the first is being committed is refused, not computed from a
+    // stale capacity; moves touching the pool too.
+    let a = inv.set_capacity(pool, 30, &Scope::All).unwrap();
+    assert_eq!(
+        inv.set_capacity(pool, 20, &Scope::All).unwrap_err().code(),
+        "booking_state"
+    );
+    assert_eq!(
+        inv.move_capacity(other, pool, 1, &Scope::All)
+            .unwrap_err()
+            .code(),
+        "booking_state"
+    );
+    inv.finish(a.finisher, true);
+    let b = inv.set_capacity(pool, 20, &Scope::All).unwrap();
+    inv.finish(b.finisher, false);
+    assert_eq!(inv.pool(pool).unwrap().capacity, 30);
+    // Threads racing on sets, each retrying until it gets its turn: the pool ends at one of the
+    // targets and the counter of changes in flight is back to zero.
+    for _ in 0..50 {
+        let targets = [12u32, 17, 25, 40];
+        std::thread::scope(|scope| {
+            for t in targets {
+                let inv = inv.clone();
+                scope.spawn(move || loop {
+                    match inv.set_capacity(pool, t, &Scope::All) {
+                        Ok(p) => {
+                            inv.finish(p.finisher, true);
+                            break;
+                        }
+                        Err(e) => assert_eq!(e.code(), "booking_state"),
+                    }
+                });
+            }
+        });
+        let cap = inv.pool(pool).unwrap().capacity;
+        assert!(targets.contains(&cap), "capacity {cap} was never asked for");
+    }
+    let p = inv.set_capacity(pool, 11, &Scope::All).unwrap();
+    inv.finish(p.finisher, true);
+    assert_eq!(inv.pool(pool).unwrap().capacity, 11);
+}
