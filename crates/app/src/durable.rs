@@ -4,6 +4,12 @@
 //! commit and finishes the operation in the engine (applying its frees or undoing its takes),
 //! so the outcome is applied even if the client disconnects and hyper drops the handler. The
 //! handler waits for that task up to `commit_wait` and answers success only after the commit.
+//!
+//! Back-pressure: every commit outcome is reported to the admission breaker (a commit →
+//! `record_success`, a failed commit → `record_failure`, a full writer queue →
+//! `record_queue_full`), so while the store cannot keep up or is down, booking-lane requests
+//! are refused fast with `503 store_unavailable` instead of piling up; a half-open probe closes
+//! the breaker again once commits succeed.
 
 use crate::errors::STORE_RETRY_AFTER_S;
 use crate::state::AppState;
@@ -13,6 +19,7 @@ use kataar_api::ApiError;
 use kataar_domain::limits::IDEMPOTENCY_KEY_BYTES_MAX;
 use kataar_domain::{AccountId, Event, IdempotencyRecord};
 use kataar_inventory::{IdemBegin, Inventory, Prepared};
+use kataar_store::SubmitError;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -51,6 +58,9 @@ where
     let ticket = match state.writer.submit(events) {
         Ok(t) => t,
         Err(e) => {
+            if matches!(e, SubmitError::QueueFull) {
+                state.admission.breaker().record_queue_full();
+            }
             tracing::warn!(error = %e, "store writer refused a submission");
             state.inv.finish(finisher, false);
             after(&state.inv, false, &value);
@@ -58,12 +68,16 @@ where
         }
     };
     let inv = state.inv.clone();
+    let breaker = state.admission.breaker().clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let outcome = ticket.await;
         let committed = outcome.is_ok();
         if let Err(e) = outcome {
             tracing::warn!(error = %e, "batch not committed; in-memory effect undone");
+            breaker.record_failure();
+        } else {
+            breaker.record_success();
         }
         inv.finish(finisher, committed);
         after(&inv, committed, &value);

@@ -5,6 +5,8 @@
 //! - [`state`]: [`AppState`], everything a handler needs (engine, writer, identity, clock).
 //! - [`durable`]: runs a prepared engine operation to its commit, shielded from client
 //!   disconnects, and the idempotency protocol around citizen writes.
+//! - [`admission`]: the admission middleware on every v1 route (lanes, per-client and
+//!   per-account limits, the store breaker): refuse early with `429`/`503` and `Retry-After`.
 //! - [`auth`]: the citizen (JWT) and operator (`kop_` key) extractors.
 //! - [`errors`]: the one mapping from engine refusals to the API catalogue.
 //! - [`v1`]: the v1 handlers: public reads, citizens, operators.
@@ -14,6 +16,7 @@
 //! **API Boundary:** the v1 JSON shapes are rendered here and nowhere else. Handlers are thin:
 //! parse, authorise, call the engine, make it durable, render. No handler decides a booking.
 
+pub mod admission;
 pub mod auth;
 pub mod demo;
 pub mod durable;

@@ -49,7 +49,11 @@ pub async fn run(
         metrics_listener.is_none(),
         &doc,
     );
-    let app = build_app(crate::v1::router(), state.clone(), &ops, &limits);
+    let api = crate::v1::router().layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::admission::admit,
+    ));
+    let app = build_app(api, state.clone(), &ops, &limits);
     let addr = listener.local_addr()?;
     readiness.set_ready();
     on_listening(Listening {

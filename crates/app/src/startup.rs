@@ -3,6 +3,7 @@
 
 use crate::state::{AppState, Inner, SystemClock};
 use anyhow::Context;
+use kataar_admission::Admission;
 use kataar_api::Config;
 use kataar_domain::BatchId;
 use kataar_identity::{
@@ -117,6 +118,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         .timezone
         .parse()
         .map_err(|_| anyhow::anyhow!("timezone is not a known IANA zone"))?;
+    let admission = start_admission(config)?;
     let state = AppState(Arc::new(Inner {
         inv: Arc::new(inv),
         store,
@@ -131,6 +133,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         tz,
         commit_wait,
         clock: Arc::new(SystemClock),
+        admission,
+        trusted_proxy_header: trusted_proxy_header(config)?,
     }));
     spawn_housekeeping(state.clone());
     Ok(Started {
@@ -138,6 +142,30 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         writer_join,
         recovery,
     })
+}
+
+/// Builds admission control from `config.admission` (a bad key fails start-up, named) and
+/// starts its housekeeping. Installs the metrics recorder first: admission registers its
+/// metrics when it is built.
+pub fn start_admission(config: &Config) -> anyhow::Result<Arc<Admission>> {
+    let _ = kataar_api::init_metrics();
+    let limits = config.admission_config()?;
+    let every = limits.housekeeping_interval();
+    let admission = Admission::new(limits).context("admission configuration")?;
+    let admission = Arc::new(admission);
+    admission.spawn_housekeeping(every);
+    Ok(admission)
+}
+
+fn trusted_proxy_header(config: &Config) -> anyhow::Result<Option<http::HeaderName>> {
+    config
+        .trusted_proxy_header
+        .as_deref()
+        .map(|name| {
+            http::HeaderName::from_bytes(name.as_bytes())
+                .context("configuration error: key `trusted_proxy_header`: not a valid header name")
+        })
+        .transpose()
 }
 
 fn spawn_housekeeping(state: AppState) {

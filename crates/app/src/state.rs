@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
+use kataar_admission::Admission;
 use kataar_identity::{OtpDispatcher, OtpManager, PersonKeyer, TokenSigner};
 use kataar_inventory::Inventory;
 use kataar_store::{Store, WriterHandle};
@@ -47,6 +48,10 @@ pub struct Inner {
     pub commit_wait: Duration,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Admission control (lanes, per-client and per-account limits, the store breaker).
+    pub admission: Arc<Admission>,
+    /// The header naming the client address behind a trusted proxy (`trusted_proxy_header`).
+    pub trusted_proxy_header: Option<http::HeaderName>,
 }
 
 /// Shared application state.

@@ -93,6 +93,26 @@ impl TestServer {
 
     /// Starts the server (reusing `dir` keeps the embedded store and secrets across restarts).
     pub async fn start(db: Option<(String, String)>, dir: Option<tempfile::TempDir>) -> TestServer {
+        TestServer::start_with(db, dir, |_| {}).await
+    }
+
+    /// The server on a fresh PostgreSQL database, with the demo drive, after `tweak` has
+    /// adjusted the configuration (admission limits, timeouts).
+    pub async fn postgres_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let (name, url) = fresh_database().await;
+        TestServer::start_with(Some((name, url)), None, tweak).await
+    }
+
+    /// Like [`TestServer::start`], with `tweak` applied to the configuration last.
+    ///
+    /// Every test client connects from 127.0.0.1, like citizens behind one proxy, so the
+    /// per-address and per-account admission limits are raised here (tests/admission.rs sets
+    /// its own); lane limits keep their defaults.
+    pub async fn start_with(
+        db: Option<(String, String)>,
+        dir: Option<tempfile::TempDir>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let dir = dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
         let otp_file = dir.path().join("otp.jsonl");
         let mut config = Config::defaults();
@@ -102,6 +122,17 @@ impl TestServer {
         config.otp_sender = Some(format!("file:{}", otp_file.display()));
         config.database_url = db.as_ref().map(|(_, url)| url.clone());
         config.shutdown_grace_s = 5;
+        for key in [
+            "client_rate_per_s",
+            "client_burst",
+            "account_rate_per_s",
+            "account_burst",
+        ] {
+            config
+                .admission
+                .insert(key.into(), toml::Value::Integer(1_000_000));
+        }
+        tweak(&mut config);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel::<Listening>();
         let join = tokio::spawn(run(
