@@ -342,9 +342,16 @@ async fn burst_far_above_capacity_is_answered_and_invariants_hold() {
     );
     assert_eq!(acknowledged.len(), 10, "the pool fills: {by_outcome:?}");
 
-    // The process is up and serving.
+    // The process is up and serving; the refusals are counted on /metrics.
     let (s, _) = srv.get("/healthz", None).await;
     assert_eq!(s, StatusCode::OK);
+    let (s, metrics) = srv.get("/metrics", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let metrics = metrics.as_str().unwrap_or_default();
+    assert!(
+        metrics.contains("kataar_admission_refused_total"),
+        "no admission metrics"
+    );
     assert_invariants(srv.database_url.as_deref().unwrap(), &acknowledged).await;
     srv.finish().await;
 }
@@ -447,6 +454,25 @@ async fn blocked_store_opens_the_breaker_and_recovery_closes_it() {
     assert_refusal_shape(s, &h, &v);
     let (s, _) = srv.get("/v1/availability?district_id=312", None).await;
     assert_eq!(s, StatusCode::OK);
+    // The refusal comes before the body is read: even a malformed one gets the 503.
+    if srv.state.admission.breaker().state() == BreakerState::Open {
+        let resp = srv
+            .http
+            .post(format!("{}/v1/bookings", srv.base))
+            .bearer_auth(&people[1].0)
+            .header("Idempotency-Key", "garbage")
+            .header("Content-Type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(
+            (status, code(&v)),
+            (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+        );
+    }
 
     // Release the store; bookings succeed again once a probe has gone through.
     locker.batch_execute("ROLLBACK").await.unwrap();
