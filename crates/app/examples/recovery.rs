@@ -20,6 +20,15 @@ use std::time::Instant;
 const SLOTS_PER_SESSION: usize = 12;
 const POOLS_PER_SESSION: usize = SLOTS_PER_SESSION * 4;
 
+/// Hands freed heap pages back to the system, so RSS counts live data only.
+fn trim() {
+    #[allow(unsafe_code)]
+    // SAFETY: malloc_trim only releases free heap pages; it touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -215,7 +224,7 @@ async fn run(url: String, pools: usize, bookings: usize) {
     join.await.unwrap();
     let filled_s = fill.elapsed().as_secs_f64();
     drop(inv);
-
+    trim();
     let before = rss_bytes();
     let t = Instant::now();
     let snapshot = store.load().await.unwrap();
@@ -224,12 +233,7 @@ async fn run(url: String, pools: usize, bookings: usize) {
     let t = Instant::now();
     let rebuilt = Inventory::from_snapshot(snapshot).unwrap();
     let rebuild_s = t.elapsed().as_secs_f64();
-    // Hand the snapshot's freed memory back to the system so RSS shows the inventory alone.
-    #[allow(unsafe_code)]
-    // SAFETY: malloc_trim only releases free heap pages; it touches no live allocation.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    trim();
     let after = rss_bytes();
     println!(
         "pools={n_pools} bookings={n_bookings} fill_s={filled_s:.1} load_s={load_s:.2} rebuild_s={rebuild_s:.2} restart_s={:.2} rss_added_mib={:.0} bytes_per_pool_or_booking≈{:.0}",
