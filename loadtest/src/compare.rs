@@ -12,6 +12,7 @@ use anyhow::Context;
 
 use crate::exec::{BaselineExec, ClientSet, HelloExec};
 use crate::kataar::{self, EngineCmd, Fixture, KataarExec, Spread};
+use crate::lean::LeanClients;
 use crate::pg::{self, FreshDb};
 use crate::pgbench;
 use crate::procs::{self, Server};
@@ -20,16 +21,45 @@ use crate::sched::{self, Executor, Kind, OpenConfig, RetryPolicy, Shape, ShapePl
 use crate::stats::{Lane, Outcome, Stats};
 use crate::trace::{self, TraceHeader, TraceReader};
 use crate::verdict;
+use crate::wrk;
 
 /// Highest rate the open-model runs offer (the client's own ceiling on a small box); a run asked
 /// for more is capped and the report says the multiplier it really offered.
 pub const OFFERED_RPS_MAX: f64 = 60_000.0;
 /// Concurrency of the closed-loop ceiling runs.
 pub const CLOSED_CONCURRENCY: u32 = 64;
+/// Concurrency of the engine's closed booking runs: a group-committing engine answers a booking
+/// when its batch commits, so with 64 requests in flight no batch can exceed 64 and Little's law
+/// caps the rate at 64 / commit latency. The baseline cannot use more than its pool of 8.
+pub const ENGINE_BOOKING_CONCURRENCY: u32 = 512;
+/// In-flight cap of the overload runs (above the engine's own booking in-flight cap of 4096, so
+/// the engine's admission, not the client's cap, decides what is refused).
+pub const OVERLOAD_INFLIGHT_MAX: usize = 16_384;
+/// Share of an overload run's persons that capacity x duration may use: the rest stay bookable
+/// so the persons never bound the goodput.
+pub const OVERLOAD_PERSONS_SHARE: f64 = 0.6;
 /// Seed of the launch-day trace (the date of the opening it imitates).
 pub const TRACE_SEED: u64 = 20_210_428;
 /// Pools of the UNIFORM workload.
 pub const UNIFORM_POOLS: i64 = 10_000;
+/// Admission limits the engine under test runs with (`KATAAR_ADMISSION_<KEY>`): the kit's
+/// clients share a few hundred loopback addresses, each standing for many citizens, so the
+/// per-address bucket is opened wide; every lane limit and the per-account limit keep their
+/// defaults. The report's notes list these.
+pub const ENGINE_ENV: &[(&str, &str)] = &[
+    ("KATAAR_ADMISSION_CLIENT_RATE_PER_S", "1000000"),
+    ("KATAAR_ADMISSION_CLIENT_BURST", "1000000"),
+    ("KATAAR_LOG", "warn"),
+];
+
+/// The engine's environment for a run ([`ENGINE_ENV`]).
+pub fn engine_env() -> Vec<(String, String)> {
+    ENGINE_ENV
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// Capacity of the baseline's and pgbench's pools (never reached: these runs measure speed).
 pub const POOL_CAPACITY_UNBOUNDED: i32 = 1_000_000_000;
 
@@ -58,6 +88,29 @@ pub struct CompareConfig {
     pub persons: usize,
     /// The command line (for the report).
     pub command: String,
+    /// The HTTP client of the timed runs (setup always uses reqwest).
+    pub client: ClientKind,
+    /// Also measure the raw ceilings with `wrk` when it is installed.
+    pub wrk: bool,
+}
+
+/// The HTTP client of the timed runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientKind {
+    /// hyper's connection-level HTTP/1.1 client ([`crate::lean`]).
+    Lean,
+    /// `reqwest` (several times the CPU per request).
+    Reqwest,
+}
+
+impl ClientKind {
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Lean => "kataar-loadgen lean hyper http1 client",
+            Self::Reqwest => "kataar-loadgen reqwest client",
+        }
+    }
 }
 
 impl CompareConfig {
@@ -79,6 +132,9 @@ struct Ctx {
     runs: Vec<RunSection>,
     notes: Vec<String>,
     pgbench: Vec<pgbench::PgbenchRun>,
+    wrk_runs: BTreeMap<String, wrk::WrkRun>,
+    /// The kit's own CPU time at the start of the current run ([`Ctx::mark`]).
+    mark_cpu_s: Option<f64>,
 }
 
 impl Ctx {
@@ -86,8 +142,62 @@ impl Ctx {
         self.figures.insert(k.to_owned(), v);
     }
 
+    /// Notes the kit's own CPU time: the next [`Ctx::push`] reports the client's CPU since.
+    fn mark(&mut self) {
+        self.mark_cpu_s = procs::cpu_s(std::process::id());
+    }
+
     fn get(&self, k: &str) -> Option<f64> {
         self.figures.get(k).copied().flatten()
+    }
+
+    /// Measures `url` with `wrk` (closed loop, [`wrk::WRK_CONNECTIONS_DEFAULT`] connections,
+    /// pinned like the kit) into figure `name`, and the server's CPU per request beside it.
+    async fn wrk_ceiling(&mut self, name: &str, url: &str, srv: &Server) {
+        if !self.cfg.wrk {
+            return;
+        }
+        if !wrk::available() {
+            self.notes.push(format!(
+                "{name}: wrk is not installed (apt-get install wrk)"
+            ));
+            return;
+        }
+        let cpu0 = srv.cpu_s();
+        match wrk::run(
+            url,
+            wrk::WRK_THREADS_DEFAULT,
+            wrk::WRK_CONNECTIONS_DEFAULT,
+            self.cfg.run_s(),
+            self.loadgen_cpus.as_deref(),
+        )
+        .await
+        {
+            Ok(r) => {
+                eprintln!(
+                    "wrk {name}: {:.0} ok/s ({} non-2xx, {} socket errors)",
+                    r.ok_per_s(),
+                    r.non_2xx,
+                    r.socket_errors
+                );
+                let cpu = cpu_delta(srv, cpu0);
+                self.fig(name, Some(r.ok_per_s()));
+                self.fig(
+                    &format!("{name}_server_cpu_s_per_request"),
+                    report::ratio(cpu, Some(r.requests as f64)),
+                );
+                self.wrk_runs.insert(name.to_owned(), r);
+            }
+            Err(e) => self.notes.push(format!("{name}: wrk failed: {e}")),
+        }
+    }
+
+    /// The lean client of the server at `base`, unless the run uses reqwest throughout.
+    fn lean(&self, base: &str) -> anyhow::Result<Option<LeanClients>> {
+        Ok(match self.cfg.client {
+            ClientKind::Lean => Some(LeanClients::new(base, self.cfg.clients)?),
+            ClientKind::Reqwest => None,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -109,6 +219,9 @@ impl Ctx {
             stats.count(None, Outcome::Ok) as f64 / duration_s.max(1e-9),
             stats.dropped
         );
+        if let (Some(c0), Some(c1)) = (self.mark_cpu_s.take(), procs::cpu_s(std::process::id())) {
+            self.fig(&format!("{name}_client_cpu_s"), Some(c1 - c0));
+        }
         self.runs.push(RunSection {
             name: name.to_owned(),
             target: target.to_owned(),
@@ -148,9 +261,11 @@ async fn hello_phase(cx: &mut Ctx) -> anyhow::Result<()> {
     let exec: Arc<dyn Executor> = Arc::new(HelloExec {
         clients: cx.clients.clone(),
         url: format!("{}/", srv.base),
+        lean: cx.lean(&srv.base)?,
     });
     let d = cx.cfg.run_s();
     let cpu0 = srv.cpu_s();
+    cx.mark();
     let (st, d) = sched::run_closed(
         exec,
         CLOSED_CONCURRENCY,
@@ -161,6 +276,8 @@ async fn hello_phase(cx: &mut Ctx) -> anyhow::Result<()> {
     .await;
     let cpu = cpu_delta(&srv, cpu0);
     cx.fig("hello_rps", Some(st.count(None, Outcome::Ok) as f64 / d));
+    cx.wrk_ceiling("wrk_hello_rps", &format!("{}/", srv.base), &srv)
+        .await;
     cx.push(
         "hello_closed",
         "hello",
@@ -190,9 +307,11 @@ async fn baseline_run(
         base: srv.base.clone(),
         npools,
         run_tag: workload.to_owned(),
+        lean: cx.lean(&srv.base)?,
     });
     let d = cx.cfg.run_s();
     let cpu0 = srv.cpu_s();
+    cx.mark();
     let (st, d) = sched::run_closed(
         exec,
         CLOSED_CONCURRENCY,
@@ -323,6 +442,7 @@ struct Engine<'a> {
 
 impl Engine<'_> {
     fn exec(&self, cx: &Ctx, fx: Arc<Fixture>, spread: Spread, tag: &str, i: u64) -> KataarExec {
+        let lean = cx.lean(&self.srv.base).ok().flatten();
         KataarExec::new(
             cx.clients.clone(),
             self.srv.base.clone(),
@@ -333,6 +453,21 @@ impl Engine<'_> {
             30_000_000_000 + i * 100_000_000,
             self.cmd.otp_file.clone(),
         )
+        .with_lean(lean)
+    }
+
+    /// Saves the engine's `/metrics` page as `engine_metrics_<stage>.txt` (the store's batch-size
+    /// and commit-time histograms are the profile of a booking run).
+    async fn save_metrics(&self, cx: &mut Ctx, stage: &str) {
+        let page = match reqwest::get(format!("{}/metrics", self.srv.base)).await {
+            Ok(r) => r.text().await.ok(),
+            Err(_) => None,
+        };
+        let path = cx.cfg.out.join(format!("engine_metrics_{stage}.txt"));
+        if page.and_then(|p| std::fs::write(&path, p).ok()).is_none() {
+            cx.notes
+                .push(format!("/metrics could not be saved after {stage}"));
+        }
     }
 
     async fn verdict(&self, st: &Stats) -> Option<verdict::Verdict> {
@@ -343,7 +478,7 @@ impl Engine<'_> {
                 verdict::check_api(
                     &self.srv.base,
                     &self.fx.operator_key,
-                    &[kataar::DISTRICT_ID],
+                    &[kataar::DISTRICT_ID, kataar::UNIFORM_DISTRICT_ID],
                     &self.fx.date,
                     1,
                     &self.fx.session_ids,
@@ -362,6 +497,7 @@ async fn engine_runs(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
     let d = cx.cfg.run_s();
     // Reads.
     let exec: Arc<dyn Executor> = Arc::new(e.exec(cx, Arc::new(e.fx.clone()), Spread::Hot, "r", 0));
+    cx.mark();
     let (st, ds) = sched::run_closed(
         exec,
         CLOSED_CONCURRENCY,
@@ -374,6 +510,16 @@ async fn engine_runs(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
         "engine_read_rps",
         Some(st.count(None, Outcome::Ok) as f64 / ds),
     );
+    cx.wrk_ceiling(
+        "wrk_engine_read_rps",
+        &format!(
+            "{}/v1/availability?district_id={}",
+            e.srv.base,
+            kataar::DISTRICT_ID
+        ),
+        e.srv,
+    )
+    .await;
     cx.push(
         "engine_read_closed",
         "engine",
@@ -397,10 +543,11 @@ async fn engine_runs(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
         let m0 =
             kataar::read_counters(&e.srv.base, &cx.cfg.metric_events, &cx.cfg.metric_batches).await;
         let cpu0 = e.srv.cpu_s();
+        cx.mark();
         // Stops when every prepared person of this slice has been tried once.
         let (st, ds) = sched::run_closed(
             exec,
-            CLOSED_CONCURRENCY,
+            ENGINE_BOOKING_CONCURRENCY,
             Duration::from_secs(d),
             persons as u64,
             |_| Kind::Booking,
@@ -430,13 +577,14 @@ async fn engine_runs(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
             cpu_per_admitted = report::ratio(cpu, Some(st.sent as f64));
             cx.fig("engine_cpu_s_per_admitted_request", cpu_per_admitted);
         }
+        e.save_metrics(cx, &format!("after_{w}")).await;
         let v = e.verdict(&st).await;
         cx.push(
             &format!("engine_{w}_closed"),
             "engine",
             w,
             "closed",
-            64.0,
+            f64::from(ENGINE_BOOKING_CONCURRENCY),
             &st,
             ds,
             v,
@@ -451,7 +599,7 @@ async fn engine_runs(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
         let fx = chunk(e.fx, i + 2, BOOKING_RUNS);
         // Admitted bookings are at most capacity x duration: size the run so the persons of
         // this slice last (at least a second, at most the configured run length).
-        let ds = (fx.persons.len() as f64 / cap).clamp(1.0, d as f64);
+        let ds = (fx.persons.len() as f64 * OVERLOAD_PERSONS_SHARE / cap).clamp(1.0, d as f64);
         let exec: Arc<dyn Executor> =
             Arc::new(e.exec(cx, fx, Spread::Hot, &format!("o{mult}"), i as u64 + 3));
         let plan = ShapePlan::new(
@@ -462,11 +610,12 @@ async fn engine_runs(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
             42 + i as u64,
         );
         let cfg = OpenConfig {
-            inflight_max: sched::INFLIGHT_MAX_DEFAULT,
+            inflight_max: OVERLOAD_INFLIGHT_MAX,
             retry: RetryPolicy::polite(),
             drain_s: sched::DRAIN_S_DEFAULT,
         };
         let cpu0 = e.srv.cpu_s();
+        cx.mark();
         let st = sched::run_open(plan, exec, &cfg).await;
         let cpu = cpu_delta(e.srv, cpu0);
         let name = format!("engine_overload_{mult}x");
@@ -495,7 +644,11 @@ async fn engine_runs(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
         if mult == 100.0 {
             // CPU per refusal: what the overload run cost beyond its admitted requests.
             let n_ref = refused_all.len() as f64;
-            let n_adm = (st.sent as f64 - n_ref).max(0.0);
+            // Requests the engine processed past admission (transport failures cost it nothing).
+            let n_adm = [Outcome::Ok, Outcome::Refused409, Outcome::ClientError]
+                .into_iter()
+                .map(|o| st.count(Some(Lane::Booking), o))
+                .sum::<u64>() as f64;
             if let (Some(c), Some(per_adm)) = (cpu, cpu_per_admitted) {
                 let per_ref = report::ratio(Some((c - n_adm * per_adm).max(0.0)), Some(n_ref));
                 cx.fig("engine_cpu_s_per_refusal", per_ref);
@@ -518,8 +671,10 @@ async fn engine_runs(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
             cpu,
         );
     }
+    e.save_metrics(cx, "after_overload").await;
     if !cx.cfg.quick {
         launch_day(cx, e).await?;
+        e.save_metrics(cx, "after_launch_day").await;
     }
     Ok(())
 }
@@ -548,6 +703,7 @@ async fn launch_day(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
         drain_s: sched::DRAIN_S_DEFAULT,
     };
     let cpu0 = e.srv.cpu_s();
+    cx.mark();
     let st = sched::run_open(reader, exec as Arc<dyn Executor>, &cfg).await;
     tailer.abort();
     let cpu = cpu_delta(e.srv, cpu0);
@@ -586,7 +742,16 @@ async fn engine_phase(cx: &mut Ctx) -> anyhow::Result<()> {
         otp_file: dir.path().join("otp.jsonl"),
         data_dir: dir.path().join("data"),
         taskset_cpus: cx.server_cpus.clone(),
+        env: engine_env(),
     };
+    cx.notes.push(format!(
+        "engine environment: {}",
+        ENGINE_ENV
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
     let res = async {
         let log = cx.cfg.out.join("kataar.stderr.log");
         let srv = cmd.start(Some(&log)).await?;
@@ -597,9 +762,31 @@ async fn engine_phase(cx: &mut Ctx) -> anyhow::Result<()> {
             };
             let http = reqwest::Client::new();
             let key = fx.operator_key.clone();
-            kataar::publish(&http, &srv.base, &key, 1, 1, 10_000_000, &mut fx).await?;
-            let (centres, slots) = if cx.cfg.quick { (10, 100) } else { (100, 100) };
-            kataar::publish(&http, &srv.base, &key, centres, slots, 1_000, &mut fx).await?;
+            kataar::publish(
+                &http,
+                &srv.base,
+                &key,
+                kataar::DISTRICT_ID,
+                1,
+                1,
+                kataar::POOL_CAPACITY_MAX,
+                &mut fx,
+            )
+            .await?;
+            // Uniform: about 10^3 (quick) or 10^4 (full) dose-1 online pools.
+            let slots = kataar::SLOTS_PER_SESSION_MAX;
+            let centres = (if cx.cfg.quick { 1_000 } else { 10_000 }) / slots + 1;
+            kataar::publish(
+                &http,
+                &srv.base,
+                &key,
+                kataar::UNIFORM_DISTRICT_ID,
+                centres,
+                slots,
+                1_000,
+                &mut fx,
+            )
+            .await?;
             let accounts = cx.cfg.persons.div_ceil(kataar::BENEFICIARIES_PER_ACCOUNT);
             let t0 = std::time::Instant::now();
             kataar::citizens(
@@ -681,6 +868,10 @@ fn ratios(cx: &Ctx) -> BTreeMap<String, Option<f64>> {
         report::ratio(g("engine_read_rps"), g("hello_rps")),
     );
     r.insert(
+        "reads_vs_hello_wrk".into(),
+        report::ratio(g("wrk_engine_read_rps"), g("wrk_hello_rps")),
+    );
+    r.insert(
         "bookings_per_commit".into(),
         g("engine_hot_bookings_per_commit"),
     );
@@ -725,6 +916,8 @@ pub async fn run(cfg: CompareConfig) -> anyhow::Result<Report> {
         runs: Vec::new(),
         notes: Vec::new(),
         pgbench: Vec::new(),
+        wrk_runs: BTreeMap::new(),
+        mark_cpu_s: None,
     };
     if let Ok(c) = pg::connect(&pg::url_with_db(&cx.cfg.database_url, "postgres")?).await {
         if let Ok(row) = c.query_one("SHOW server_version", &[]).await {
@@ -751,6 +944,15 @@ pub async fn run(cfg: CompareConfig) -> anyhow::Result<Report> {
             cx.notes.push(format!("phase {name} failed: {e:#}"));
         }
     }
+    cx.notes.push(format!(
+        "generators: every figure of a run in `runs` (hello_rps, baseline_*, engine_*) comes from \
+         the {} ({} source addresses); wrk_* figures from wrk {} threads x {} connections \
+         (one source address); pgbench_* from pgbench",
+        cx.cfg.client.name(),
+        cx.clients.len(),
+        wrk::WRK_THREADS_DEFAULT,
+        wrk::WRK_CONNECTIONS_DEFAULT
+    ));
     let ratios = ratios(&cx);
     let out = cx.cfg.out.clone();
     let verdicts: Vec<&verdict::Verdict> =
@@ -800,6 +1002,7 @@ pub async fn replay_engine(
         otp_file: dir.path().join("otp.jsonl"),
         data_dir: dir.path().join("data"),
         taskset_cpus: None,
+        env: engine_env(),
     };
     let cs = ClientSet::new(clients)?;
     let res = async {
@@ -811,7 +1014,17 @@ pub async fn replay_engine(
             };
             let http = reqwest::Client::new();
             let key = fx.operator_key.clone();
-            kataar::publish(&http, &srv.base, &key, 10, 10, 1_000, &mut fx).await?;
+            kataar::publish(
+                &http,
+                &srv.base,
+                &key,
+                kataar::UNIFORM_DISTRICT_ID,
+                10,
+                10,
+                1_000,
+                &mut fx,
+            )
+            .await?;
             let accounts = persons.div_ceil(kataar::BENEFICIARIES_PER_ACCOUNT);
             kataar::citizens(
                 &cs,

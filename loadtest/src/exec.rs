@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use rand::Rng;
 
+use crate::lean::{LeanClients, LeanRequest};
 use crate::sched::{Executor, Planned};
 use crate::stats::{Answer, Lane, Outcome};
 
@@ -115,10 +116,20 @@ pub struct HelloExec {
     pub clients: ClientSet,
     /// `http://addr/`.
     pub url: String,
+    /// The lean client of the same server, used instead of `clients` when set.
+    pub lean: Option<LeanClients>,
 }
 
 impl Executor for HelloExec {
     fn execute(&self, item: Planned, _seq: u64, _attempt: u32) -> BoxFuture<'static, Answer> {
+        if let Some(lean) = &self.lean {
+            return lean.send(
+                item.client,
+                Lane::Browse,
+                LeanRequest::get("/".into()),
+                false,
+            );
+        }
         let fut = self.clients.get(item.client).get(&self.url).send();
         async move { classify(Lane::Browse, fut.await, false).await }.boxed()
     }
@@ -134,6 +145,8 @@ pub struct BaselineExec {
     pub npools: i64,
     /// Distinguishes person keys across runs on one database.
     pub run_tag: String,
+    /// The lean client of the same server, used instead of `clients` when set.
+    pub lean: Option<LeanClients>,
 }
 
 impl Executor for BaselineExec {
@@ -147,6 +160,11 @@ impl Executor for BaselineExec {
             "pool_id": pool_id,
             "person_key": format!("{}-{seq}", self.run_tag),
         });
+        if let Some(lean) = &self.lean {
+            let mut req = LeanRequest::post_json("/v1/bookings".into(), &body);
+            req.idempotency_key = Some(format!("{}-{seq}", self.run_tag));
+            return lean.send(item.client, Lane::Booking, req, true);
+        }
         let fut = self
             .clients
             .get(item.client)

@@ -18,6 +18,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::exec::{classify, ClientSet};
+use crate::lean::{LeanClients, LeanRequest};
 use crate::procs::{self, Server};
 use crate::sched::{Executor, Kind, Planned};
 use crate::stats::Answer;
@@ -31,8 +32,16 @@ pub const METRIC_BATCHES_DEFAULT: &str = "kataar_store_batches_committed_total";
 pub const DISTRICT_ID: i64 = 312;
 /// State of [`DISTRICT_ID`] (Madhya Pradesh).
 pub const STATE_ID: i64 = 20;
-/// Concurrent setup requests.
-pub const SETUP_CONCURRENCY: usize = 32;
+/// Most slots in one session (the contract's `SLOTS_PER_SESSION_MAX`).
+pub const SLOTS_PER_SESSION_MAX: usize = 48;
+/// Most places in one pool (the contract's `POOL_CAPACITY_MAX`).
+pub const POOL_CAPACITY_MAX: u32 = 100_000;
+/// District of the uniform workload's centres (Indore, same state): kept out of
+/// [`DISTRICT_ID`] so the availability page that reads poll stays the size of a real district's.
+pub const UNIFORM_DISTRICT_ID: i64 = 314;
+/// Concurrent setup requests (the engine group-commits writes: setup is only fast when many are
+/// in flight).
+pub const SETUP_CONCURRENCY: usize = 256;
 /// Attempts per setup request when refused for load.
 pub const SETUP_ATTEMPTS_MAX: u32 = 20;
 /// Beneficiaries per account (the contract's limit).
@@ -72,10 +81,13 @@ pub struct EngineCmd {
     pub data_dir: PathBuf,
     /// CPUs to pin to.
     pub taskset_cpus: Option<String>,
+    /// Extra environment of the engine (admission limits for the run, log filter).
+    pub env: Vec<(String, String)>,
 }
 
 impl EngineCmd {
-    /// Starts `kataar serve` on port 0 and waits for its listen line.
+    /// Starts `kataar serve --demo` on port 0 and waits for its listen line. The demo drive
+    /// publishes the states and districts (incl. [`DISTRICT_ID`]) that centres need.
     pub async fn start(&self, stderr_log: Option<&Path>) -> Result<Server, KataarError> {
         let args = vec![
             "serve".to_owned(),
@@ -87,8 +99,10 @@ impl EngineCmd {
             format!("file:{}", self.otp_file.display()),
             "--data-dir".to_owned(),
             self.data_dir.display().to_string(),
+            "--demo".to_owned(),
         ];
-        let cmd = procs::command(&self.bin, &args, self.taskset_cpus.as_deref());
+        let mut cmd = procs::command(&self.bin, &args, self.taskset_cpus.as_deref());
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Ok(procs::start("kataar", cmd, "kataar listening on", stderr_log).await?)
     }
 
@@ -187,22 +201,27 @@ fn id_of(v: &Value, field: &str, what: &str) -> Result<i64, KataarError> {
         .ok_or_else(|| KataarError::Setup(format!("{what}: no {field} in answer")))
 }
 
-/// Publishes `centres` centres, each with one session of `slots_per_session` slots whose dose-1
-/// online pool has `capacity` places.
+/// Publishes `centres` centres in `district_id` (of [`STATE_ID`]), each with one session of `slots_per_session` slots (at most
+/// [`SLOTS_PER_SESSION_MAX`]) whose dose-1 online pool has `capacity` places (at most
+/// [`POOL_CAPACITY_MAX`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn publish(
     http: &reqwest::Client,
     base: &str,
     key: &str,
+    district_id: i64,
     centres: usize,
     slots_per_session: usize,
     capacity: u32,
     fx: &mut Fixture,
 ) -> Result<(), KataarError> {
     fx.date = session_date();
+    let slots_per_session = slots_per_session.clamp(1, SLOTS_PER_SESSION_MAX);
+    let capacity = capacity.min(POOL_CAPACITY_MAX);
     for c in 0..centres {
         let body = json!({
             "name": format!("Loadgen centre {c}"), "state_id": STATE_ID,
-            "district_id": DISTRICT_ID, "pincode": "462001",
+            "district_id": district_id, "pincode": "462001",
             "address": format!("{c} Loadgen Road, Bhopal"), "block_name": "Huzur",
             "lat": 23.25, "long": 77.41, "fee_type": "free"
         });
@@ -435,6 +454,8 @@ pub struct KataarExec {
     pub aadhaar_base: u64,
     /// OTP file (for `verify`).
     pub otp_file: PathBuf,
+    /// The lean client used for availability reads and bookings, when set.
+    pub lean: Option<LeanClients>,
     tail: Arc<Mutex<OtpTail>>,
     fresh: AtomicU64,
 }
@@ -461,9 +482,27 @@ impl KataarExec {
             mobile_base,
             aadhaar_base,
             otp_file,
+            lean: None,
             tail: Arc::new(Mutex::new(OtpTail::default())),
             fresh: AtomicU64::new(0),
         }
+    }
+
+    /// Sends availability reads and bookings through `lean` (the other kinds keep reqwest).
+    pub fn with_lean(mut self, lean: Option<LeanClients>) -> Self {
+        self.lean = lean;
+        self
+    }
+
+    fn booking_parts(&self, seq: u64) -> Option<(Target, &Person)> {
+        let target = match self.spread {
+            Spread::Hot => self.fx.targets.first().copied(),
+            Spread::Uniform => {
+                let n = self.fx.targets.len();
+                (n > 0).then(|| self.fx.targets[rand::thread_rng().gen_range(0..n)])
+            }
+        };
+        Some((target?, self.person(seq)?))
     }
 
     /// Reads OTP lines appended since the last call (call every few hundred ms during replays).
@@ -505,6 +544,30 @@ impl KataarExec {
 
 impl Executor for KataarExec {
     fn execute(&self, item: Planned, seq: u64, _attempt: u32) -> BoxFuture<'static, Answer> {
+        if let Some(lean) = &self.lean {
+            let lane = item.kind.lane();
+            match item.kind {
+                Kind::Availability | Kind::Hello => {
+                    let req =
+                        LeanRequest::get(format!("/v1/availability?district_id={DISTRICT_ID}"));
+                    return lean.send(item.client, lane, req, false);
+                }
+                Kind::Booking => {
+                    let Some((t, p)) = self.booking_parts(seq) else {
+                        return futures::future::ready(Answer::failed(lane)).boxed();
+                    };
+                    let mut req = LeanRequest::post_json(
+                        "/v1/bookings".into(),
+                        &json!({"beneficiary_id": p.beneficiary_id, "session_id": t.session_id,
+                                "slot_id": t.slot_id, "dose": 1}),
+                    );
+                    req.bearer = Some(p.token.clone());
+                    req.idempotency_key = Some(format!("{}-{seq}", self.run_tag));
+                    return lean.send(item.client, lane, req, true);
+                }
+                _ => {}
+            }
+        }
         let http = self.clients.get(item.client).clone();
         let base = &self.base;
         let lane = item.kind.lane();
@@ -584,14 +647,7 @@ impl Executor for KataarExec {
                 rb
             }
             Kind::Booking => {
-                let target = match self.spread {
-                    Spread::Hot => self.fx.targets.first().copied(),
-                    Spread::Uniform => {
-                        let n = self.fx.targets.len();
-                        (n > 0).then(|| self.fx.targets[rand::thread_rng().gen_range(0..n)])
-                    }
-                };
-                let (Some(t), Some(p)) = (target, self.person(seq)) else {
+                let Some((t, p)) = self.booking_parts(seq) else {
                     return futures::future::ready(Answer::failed(lane)).boxed();
                 };
                 http.post(format!("{base}/v1/bookings"))

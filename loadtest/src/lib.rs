@@ -9,6 +9,8 @@
 //! - [`stats`]: HDR histograms per lane and outcome, per-second series.
 //! - [`sched`]: the open-model scheduler (no coordinated omission), closed-loop runner, shapes.
 //! - [`exec`]: HTTP clients on many loopback source addresses; hello and baseline executors.
+//! - [`lean`]: the lean hyper HTTP/1.1 client of the ceiling runs (reqwest costs too much CPU).
+//! - [`wrk`]: `wrk` (C, Lua-scripted) as an independent generator for the raw ceilings.
 //! - [`trace`]: the launch-day trace (28 April 2021 shape): generator, file format, reader.
 //! - [`kataar`]: driving the real engine: processes, setup through the v1 API, executors.
 //! - [`verdict`]: O, L, D after every run, in the database or through the operators' API.
@@ -24,6 +26,7 @@ pub mod baseline;
 pub mod compare;
 pub mod exec;
 pub mod kataar;
+pub mod lean;
 pub mod pg;
 pub mod pgbench;
 pub mod procs;
@@ -33,3 +36,4 @@ pub mod stats;
 pub mod trace;
 pub mod verdict;
 pub mod verhoeff;
+pub mod wrk;

@@ -137,9 +137,15 @@ enum Cmd {
         launch_peak_rps: f64,
         #[arg(long, default_value_t = 60.0)]
         launch_duration_s: f64,
-        /// Beneficiaries prepared for the engine's booking runs (default 40000 quick, 96000 full).
+        /// Beneficiaries prepared for the engine's booking runs (default 80000 quick, 160000 full).
         #[arg(long)]
         persons: Option<usize>,
+        /// HTTP client of the timed runs (setup always uses reqwest).
+        #[arg(long, value_enum, default_value = "lean")]
+        client: compare::ClientKind,
+        /// Skip the `wrk` ceilings even when `wrk` is installed.
+        #[arg(long)]
+        no_wrk: bool,
     },
 }
 
@@ -264,6 +270,7 @@ async fn main() -> anyhow::Result<()> {
                     Arc::new(HelloExec {
                         clients,
                         url: format!("{url}/"),
+                        lean: None,
                     }),
                     Kind::Hello,
                 ),
@@ -273,6 +280,7 @@ async fn main() -> anyhow::Result<()> {
                         base: url,
                         npools,
                         run_tag: format!("run{}", std::process::id()),
+                        lean: None,
                     }),
                     Kind::Booking,
                 ),
@@ -332,6 +340,7 @@ async fn main() -> anyhow::Result<()> {
                 let exec: Arc<dyn Executor> = Arc::new(HelloExec {
                     clients: ClientSet::new(clients)?,
                     url: format!("{}/", url.trim_end_matches('/')),
+                    lean: None,
                 });
                 let cfg = OpenConfig {
                     inflight_max: sched::INFLIGHT_MAX_DEFAULT,
@@ -353,6 +362,8 @@ async fn main() -> anyhow::Result<()> {
             launch_peak_rps,
             launch_duration_s,
             persons,
+            client,
+            no_wrk,
         } => {
             let cfg = compare::CompareConfig {
                 quick,
@@ -364,8 +375,10 @@ async fn main() -> anyhow::Result<()> {
                 metric_batches,
                 launch_peak_rps,
                 launch_duration_s,
-                persons: persons.unwrap_or(if quick { 40_000 } else { 96_000 }),
+                persons: persons.unwrap_or(if quick { 80_000 } else { 160_000 }),
                 command: std::env::args().collect::<Vec<_>>().join(" "),
+                client,
+                wrk: !no_wrk,
             };
             let r = compare::run(cfg).await?;
             println!("report written to {}", out.display());

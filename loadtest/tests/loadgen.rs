@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use kataar_loadgen::exec::{BaselineExec, ClientSet, HelloExec};
+use kataar_loadgen::lean::LeanClients;
 use kataar_loadgen::pg::{self, FreshDb};
 use kataar_loadgen::sched::{self, Executor, Kind, OpenConfig, RetryPolicy, Shape, ShapePlan};
 use kataar_loadgen::stats::{Lane, Outcome};
@@ -91,9 +92,16 @@ async fn hello_server() -> (String, oneshot::Sender<()>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_sends_every_planned_request_to_hello() {
+    for lean in [false, true] {
+        sends_every_planned_request_to_hello(lean).await;
+    }
+}
+
+async fn sends_every_planned_request_to_hello(lean: bool) {
     let (url, stop) = hello_server().await;
     let exec: Arc<dyn Executor> = Arc::new(HelloExec {
         clients: ClientSet::new(8).unwrap(),
+        lean: lean.then(|| LeanClients::new(&url, 8).unwrap()),
         url,
     });
     let plan = ShapePlan::new(
@@ -136,6 +144,7 @@ async fn scheduler_counts_drops_when_the_inflight_cap_is_full() {
     let exec: Arc<dyn Executor> = Arc::new(HelloExec {
         clients: ClientSet::new(2).unwrap(),
         url: format!("http://{addr}/"),
+        lean: None,
     });
     let plan = ShapePlan::new(
         Shape::Constant { rate: 200.0 },
@@ -174,6 +183,7 @@ async fn baseline_books_exactly_capacity() {
             base: format!("http://{addr}"),
             npools: 1,
             run_tag: "t".into(),
+            lean: Some(LeanClients::new(&format!("http://{addr}"), 4).unwrap()),
         });
         let plan = ShapePlan::new(
             Shape::Constant { rate: 300.0 },
