@@ -52,10 +52,20 @@ struct Server {
 
 impl Server {
     fn start(target: &Target, otp_file: &Path) -> Server {
+        Server::spawn(target, otp_file, false)
+    }
+
+    /// `--demo` publishes the demo drive into a store without centres.
+    fn start_with_demo(target: &Target, otp_file: &Path) -> Server {
+        Server::spawn(target, otp_file, true)
+    }
+
+    fn spawn(target: &Target, otp_file: &Path, demo: bool) -> Server {
         let mut child = kataar()
             .arg("serve")
             .args(target.args())
             .args(["--listen", "127.0.0.1:0"])
+            .args(demo.then_some("--demo"))
             .arg("--otp-sender")
             .arg(format!("file:{}", otp_file.display()))
             .env("KATAAR_LOG", "debug")
@@ -191,7 +201,7 @@ async fn journey(target: Target, otp_file: PathBuf) {
         String::from_utf8_lossy(&migrate.stderr)
     );
 
-    let server = start_with_demo(&target, &otp_file);
+    let server = Server::start_with_demo(&target, &otp_file);
     let base = server.base.clone();
     let http = reqwest::Client::new();
     // A key created by the CLI while the server runs works at once.
@@ -333,46 +343,6 @@ async fn journey(target: Target, otp_file: PathBuf) {
         assert!(!log.contains(&token), "a token reached the log");
     }
     assert!(third_log.contains("SIGTERM"), "{third_log}");
-}
-
-fn start_with_demo(target: &Target, otp_file: &Path) -> Server {
-    // `--demo` only publishes into a drive without centres, which is what this store is.
-    let mut t = target.clone();
-    t.data_dir = target.data_dir.clone();
-    let mut child = kataar()
-        .arg("serve")
-        .args(t.args())
-        .args(["--listen", "127.0.0.1:0", "--demo"])
-        .arg("--otp-sender")
-        .arg(format!("file:{}", otp_file.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let mut stderr = child.stderr.take().unwrap();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("kataar listening on ")
-        .unwrap()
-        .to_string();
-    Server { child, base, log }
 }
 
 async fn pg_admin() -> tokio_postgres::Client {

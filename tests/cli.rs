@@ -51,7 +51,7 @@ fn print_config_shows_precedence_and_redacts_secrets() {
     std::fs::write(
         &file,
         "listen = \"127.0.0.1:7001\"\nconnections_max = 111\nrequest_timeout_s = 7\n\
-         token_secret = \"file-secret-abc\"\n[admission]\nbrowse_per_s = 5\n",
+         token_secret = \"file-secret-abc\"\n[admission]\nbrowse_rate_per_s = 5\n",
     )
     .unwrap();
     let (code, out, err) = run(kataar()
@@ -65,7 +65,7 @@ fn print_config_shows_precedence_and_redacts_secrets() {
             "postgres://kataar:hunter2@127.0.0.1:5432/kataar",
         )
         .env("KATAAR_OTP_SECRET", "env-otp-secret-xyz")
-        .env("KATAAR_ADMISSION_BOOKING_PER_S", "9"));
+        .env("KATAAR_ADMISSION_BOOKING_RATE_PER_S", "9"));
     assert_eq!(code, 0, "{err}");
     let config: toml::Table = out.parse().unwrap();
     assert_eq!(
@@ -84,8 +84,19 @@ fn print_config_shows_precedence_and_redacts_secrets() {
         "file over default"
     );
     assert_eq!(config["keepalive_idle_s"].as_integer(), Some(60), "default");
-    assert_eq!(config["admission"]["browse_per_s"].as_integer(), Some(5));
-    assert_eq!(config["admission"]["booking_per_s"].as_integer(), Some(9));
+    assert_eq!(
+        config["admission"]["browse_rate_per_s"].as_float(),
+        Some(5.0)
+    );
+    assert_eq!(
+        config["admission"]["booking_rate_per_s"].as_float(),
+        Some(9.0)
+    );
+    assert_eq!(
+        config["admission"]["client_burst"].as_integer(),
+        Some(100),
+        "admission defaults are printed too"
+    );
     for secret in ["file-secret-abc", "hunter2", "env-otp-secret-xyz"] {
         assert!(
             !out.contains(secret) && !err.contains(secret),
@@ -126,13 +137,51 @@ fn bad_configuration_exits_2_naming_the_key() {
 }
 
 #[test]
-fn store_commands_are_not_available_yet() {
-    let (code, _, err) = run(kataar().args(["migrate"]));
-    assert_eq!(code, 1, "{err}");
-    let (code, _, err) = run(kataar().args(["admin", "create-key", "--role", "admin"]));
-    assert_eq!(code, 1, "{err}");
+fn store_commands_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, _, err) = run(kataar().arg("migrate").arg("--data-dir").arg(&data));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(kataar()
+        .args([
+            "admin",
+            "create-key",
+            "--role",
+            "centre",
+            "--centres",
+            "12,13",
+        ])
+        .arg("--data-dir")
+        .arg(&data));
+    assert_eq!(code, 0, "{err}");
+    let key = out.lines().next().unwrap();
+    assert!(key.starts_with("kop_"), "{out}");
+    assert!(err.contains("centres 12,13"), "{err}");
+    assert!(
+        !err.contains(key),
+        "the key is printed once, on stdout only"
+    );
+    // Bad usage is exit 2: an unknown role, a centre key without centres, an admin with them.
     let (code, _, _) = run(kataar().args(["admin", "create-key", "--role", "nobody"]));
     assert_eq!(code, 2);
+    let (code, _, err) = run(kataar()
+        .args(["admin", "create-key", "--role", "centre"])
+        .arg("--data-dir")
+        .arg(&data));
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = run(kataar()
+        .args(["admin", "create-key", "--role", "admin", "--centres", "1"])
+        .arg("--data-dir")
+        .arg(&data));
+    assert_eq!(code, 2);
+    // A store that cannot be opened is exit 1 with a message, not a panic.
+    let (code, _, err) = run(kataar().args([
+        "migrate",
+        "--database-url",
+        "postgres://postgres@127.0.0.1:1/none",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("kataar:"), "{err}");
 }
 
 /// Kills the child if the test fails before it exits.
