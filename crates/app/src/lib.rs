@@ -9,6 +9,7 @@
 //!   per-account limits, the store breaker): refuse early with `429`/`503` and `Retry-After`.
 //! - [`auth`]: the citizen (JWT) and operator (`kop_` key) extractors.
 //! - [`errors`]: the one mapping from engine refusals to the API catalogue.
+//! - [`metrics`]: booking outcomes and live capacity per district.
 //! - [`v1`]: the v1 handlers: public reads, citizens, operators.
 //! - [`demo`]: the demo drive (`--demo`).
 //! - [`startup`]: opening the store, rebuilding the engine, starting the writer.
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod demo;
 pub mod durable;
 pub mod errors;
+pub mod metrics;
 pub mod server;
 pub mod startup;
 pub mod state;

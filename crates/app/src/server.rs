@@ -55,6 +55,7 @@ pub async fn run(
     ));
     let app = build_app(api, state.clone(), &ops, &limits);
     let addr = listener.local_addr()?;
+    crate::metrics::spawn_capacity_gauges(state.clone());
     readiness.set_ready();
     on_listening(Listening {
         addr,

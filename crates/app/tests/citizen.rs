@@ -353,6 +353,17 @@ async fn journey_idempotency_authorisation_and_restart_on_postgres() {
     assert_eq!(again, booked);
     assert_eq!(h["idempotent-replayed"], "true");
     assert_eq!(available(&srv, session, slot1).await, before - 1);
+    // Booking outcomes are counted by outcome.
+    let (_, m) = srv.get("/metrics", None).await;
+    let m = m.as_str().unwrap_or_default().to_string();
+    assert!(
+        m.contains("kataar_bookings_total{outcome=\"created\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("kataar_bookings_total{outcome=\"replayed\"}"),
+        "{m}"
+    );
     // Same key, another body: 422.
     let (s, _, v) = book(&srv, &token, "journey-1", ben_id, session, slot2, 1).await;
     assert_eq!(

@@ -60,5 +60,21 @@ async fn states_districts_and_availability_from_memory() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
         assert_eq!(v["error"]["code"], "invalid_request", "{bad}");
     }
+    // Live capacity per district is exported from memory.
+    let mut seen = String::new();
+    for _ in 0..100 {
+        let (_, v) = srv.get("/metrics", None).await;
+        seen = v.as_str().unwrap_or_default().to_string();
+        if seen.contains("kataar_available_places{district=\"312\",dose=\"1\"}") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let line = seen
+        .lines()
+        .find(|l| l.starts_with("kataar_available_places{district=\"312\",dose=\"1\"}"))
+        .unwrap_or_else(|| panic!("no capacity gauge for district 312:\n{seen}"));
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(value > 0.0, "{line}");
     srv.finish().await;
 }

@@ -123,7 +123,7 @@ async fn book(
         now: state.now(),
         today: state.today(),
     };
-    durable::idempotent(
+    let answer = durable::idempotent(
         &state,
         account,
         &headers,
@@ -136,7 +136,13 @@ async fn book(
             Ok(rendered(&state, p))
         },
     )
-    .await
+    .await;
+    crate::metrics::booking_outcome(match &answer {
+        Ok(r) if r.headers().contains_key("idempotent-replayed") => "replayed",
+        Ok(_) => "created",
+        Err(e) => e.code,
+    });
+    answer
 }
 
 /// Body of `POST /v1/bookings/{id}/reschedule`.
