@@ -1048,16 +1048,19 @@ pub async fn replay_engine(
                 &mut fx,
             )
             .await?;
-            let exec = Arc::new(KataarExec::new(
-                cs.clone(),
-                srv.base.clone(),
-                Arc::new(fx.clone()),
-                Spread::Uniform,
-                "replay".to_owned(),
-                500_000_000,
-                30_000_000_000,
-                cmd.otp_file.clone(),
-            ));
+            let exec = Arc::new(
+                KataarExec::new(
+                    cs.clone(),
+                    srv.base.clone(),
+                    Arc::new(fx.clone()),
+                    Spread::Uniform,
+                    "replay".to_owned(),
+                    500_000_000,
+                    30_000_000_000,
+                    cmd.otp_file.clone(),
+                )
+                .with_lean(LeanClients::new(&srv.base, clients).ok()),
+            );
             let tailer = {
                 let exec = exec.clone();
                 tokio::spawn(async move {
