@@ -100,6 +100,12 @@ fn is_length_limit(err: &axum::Error) -> bool {
 
 /// Deserialise JSON bytes, mapping every failure to `400 invalid_request` with the field path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde reads a struct from an array too (`[null, null]`); a v1 body is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::invalid_request_body(
+            "The request body must be a JSON object.",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
     de.end().map_err(|e| {
@@ -310,6 +316,8 @@ mod tests {
         let e = parse_json::<Req>(br#"{"name":"a","birth_year":1,"slots":[{"dose1_online":-1}]}"#)
             .unwrap_err();
         assert_eq!(field(&e).as_deref(), Some("slots[0].dose1_online"));
+        let e = parse_json::<Req>(br#" [ "a", 1 ]"#).unwrap_err();
+        assert_eq!(e.code, "invalid_request");
         let e = parse_json::<Req>(br#"{"name":"#).unwrap_err();
         assert_eq!(e.code, "invalid_request");
         assert_eq!(field(&e), None);

@@ -3,6 +3,7 @@
 //! **API Boundary:** every v1 JSON shape is written in [`render`]; handlers call it.
 
 pub mod citizen;
+pub mod contract;
 pub mod operator;
 pub mod public;
 pub mod render;
@@ -14,7 +15,8 @@ use axum::Router;
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = citizen::openapi();
     doc.merge(operator::openapi());
-    doc
+    doc.merge(public::openapi());
+    contract::complete(doc)
 }
 
 /// Every v1 route.

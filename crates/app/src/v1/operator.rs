@@ -33,6 +33,9 @@ mod centres;
 #[path = "operator_sessions.rs"]
 mod sessions;
 
+pub use centres::FEE_RUPEES_MAX;
+pub use sessions::AGE_MAX as SESSION_AGE_MAX;
+
 use crate::auth::Operator;
 use crate::durable;
 use crate::state::AppState;

@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::NaiveDate;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use kataar_api::{ApiError, ApiPath, ApiQuery};
+use kataar_api::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use kataar_domain::limits::QUERY_DAYS_MAX;
 use kataar_domain::rules;
 use kataar_domain::*;
@@ -16,6 +16,7 @@ use kataar_inventory::CentreFilter;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use utoipa::OpenApi;
 
 /// `Cache-Control` of availability answers.
 pub const AVAILABILITY_CACHE_CONTROL: &str = "public, max-age=5";
@@ -31,6 +32,23 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/availability", get(availability))
 }
 
+/// The public reads' part of the OpenAPI document (bounds and the shared error answers are
+/// completed by [`super::contract`]).
+#[derive(OpenApi)]
+#[openapi(
+    paths(states, districts, availability),
+    tags((name = "public", description = "States, districts, availability (no auth)"))
+)]
+struct PublicDoc;
+
+/// The OpenAPI paths of the public reads.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    PublicDoc::openapi()
+}
+
+/// Every state, by id.
+#[utoipa::path(get, path = "/v1/states", tag = "public",
+    responses((status = 200, description = "`{states: [{state_id, state_name}]}`")))]
 async fn states(State(state): State<AppState>) -> Json<Value> {
     let list: Vec<Value> = state
         .inv
@@ -41,6 +59,12 @@ async fn states(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "states": list }))
 }
 
+/// The districts of a state.
+#[utoipa::path(get, path = "/v1/states/{state_id}/districts", tag = "public",
+    params(("state_id" = u64, Path)),
+    responses(
+        (status = 200, description = "`{districts: [{district_id, district_name}]}`"),
+        (status = 404, description = "`not_found`: no such state", body = ErrorBody)))]
 async fn districts(
     State(state): State<AppState>,
     ApiPath(state_id): ApiPath<u64>,
@@ -114,6 +138,23 @@ pub fn days_param(days: Option<u32>, default: u32) -> Result<u32, ApiError> {
     Ok(days)
 }
 
+/// Online places by centre, session and slot (exactly one of `district_id`, `pincode`,
+/// `centre_id`). Served from memory.
+#[utoipa::path(get, path = "/v1/availability", tag = "public",
+    params(
+        ("district_id" = Option<u64>, Query, description = "Exactly one of district_id, pincode, centre_id"),
+        ("pincode" = Option<String>, Query, description = "6 digits"),
+        ("centre_id" = Option<u64>, Query),
+        ("date" = Option<String>, Query, description = "YYYY-MM-DD, default today (drive time zone)"),
+        ("days" = Option<u32>, Query, description = "1..=14, default 7"),
+        ("age" = Option<u16>, Query, description = "Only sessions this age may book"),
+        ("vaccine" = Option<String>, Query),
+        ("dose" = Option<u8>, Query, description = "1 or 2: only sessions with online places for it"),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` of a previous answer")),
+    responses(
+        (status = 200, description = "`{centres: [...]}` with `ETag` and `Cache-Control: public, max-age=5`"),
+        (status = 304, description = "Unchanged since the `If-None-Match` ETag"),
+        (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody)))]
 async fn availability(
     State(state): State<AppState>,
     headers: HeaderMap,
