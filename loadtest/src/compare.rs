@@ -497,6 +497,7 @@ async fn engine_runs(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
     let d = cx.cfg.run_s();
     // Reads.
     let exec: Arc<dyn Executor> = Arc::new(e.exec(cx, Arc::new(e.fx.clone()), Spread::Hot, "r", 0));
+    let cpu0 = e.srv.cpu_s();
     cx.mark();
     let (st, ds) = sched::run_closed(
         exec,
@@ -506,9 +507,23 @@ async fn engine_runs(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
         |_| Kind::Availability,
     )
     .await;
+    let cpu = cpu_delta(e.srv, cpu0);
+    let reads_ok = st.count(None, Outcome::Ok);
+    cx.fig("engine_read_rps", Some(reads_ok as f64 / ds));
     cx.fig(
-        "engine_read_rps",
-        Some(st.count(None, Outcome::Ok) as f64 / ds),
+        "engine_cpu_s_per_read",
+        report::ratio(cpu, Some(st.sent as f64)),
+    );
+    cx.push(
+        "engine_read_closed",
+        "engine",
+        "read",
+        "closed",
+        f64::from(CLOSED_CONCURRENCY),
+        &st,
+        ds,
+        None,
+        cpu,
     );
     cx.wrk_ceiling(
         "wrk_engine_read_rps",
@@ -520,17 +535,6 @@ async fn engine_runs(cx: &mut Ctx, e: &Engine<'_>) -> anyhow::Result<()> {
         e.srv,
     )
     .await;
-    cx.push(
-        "engine_read_closed",
-        "engine",
-        "read",
-        "closed",
-        64.0,
-        &st,
-        ds,
-        None,
-        None,
-    );
     // Hot and uniform ceilings.
     let mut cpu_per_admitted = None;
     for (i, (spread, w)) in [(Spread::Hot, "hot"), (Spread::Uniform, "uniform")]
