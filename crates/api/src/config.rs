@@ -91,6 +91,9 @@ pub struct Config {
     pub commit_timeout_ms: u32,
     /// PostgreSQL pool size (8).
     pub pg_pool_size_max: u32,
+    /// Milliseconds an availability answer may be served from the in-memory answer cache
+    /// (1000; 0 turns the cache off). Answers already say `Cache-Control: max-age=5`.
+    pub availability_cache_ms: u32,
     /// Admission settings, passed through to the admission crate (`KATAAR_ADMISSION_<KEY>`).
     pub admission: toml::Table,
 }
@@ -122,6 +125,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "writer_queue_events_max",
     "commit_timeout_ms",
     "pg_pool_size_max",
+    "availability_cache_ms",
     "admission",
 ];
 
@@ -207,6 +211,7 @@ impl Config {
             writer_queue_events_max: 65_536,
             commit_timeout_ms: 5_000,
             pg_pool_size_max: 8,
+            availability_cache_ms: 1_000,
             admission: toml::Table::new(),
         }
     }

@@ -48,6 +48,8 @@ pub struct Inner {
     pub commit_wait: Duration,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Recent availability answers (see [`crate::v1::public::AnswerCache`]).
+    pub availability_cache: crate::v1::public::AnswerCache,
     /// Admission control (lanes, per-client and per-account limits, the store breaker).
     pub admission: Arc<Admission>,
     /// The header naming the client address behind a trusted proxy (`trusted_proxy_header`).

@@ -78,3 +78,60 @@ async fn states_districts_and_availability_from_memory() {
     assert!(value > 0.0, "{line}");
     srv.finish().await;
 }
+
+#[tokio::test]
+async fn availability_answers_are_cached_for_their_ttl() {
+    let srv = TestServer::postgres_with(|c| c.availability_cache_ms = 60_000).await;
+    let path = "/v1/availability?district_id=358&days=1";
+    let (s, first) = srv.get(path, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let before = first["centres"][0]["sessions"][0]["available_dose1"]
+        .as_u64()
+        .unwrap();
+    // Take a place directly in the engine: the inventory changes at once.
+    let session = first["centres"][0]["sessions"][0]["session_id"]
+        .as_u64()
+        .unwrap();
+    let slot = first["centres"][0]["sessions"][0]["slots"][0]["slot_id"]
+        .as_u64()
+        .unwrap();
+    let token = srv.login("9811111111").await;
+    let (s, b) = srv
+        .post(
+            "/v1/beneficiaries",
+            Some(&token),
+            serde_json::json!({"name": "Ravi", "birth_year": 1990, "gender": "male",
+                "id_type": "pan", "id_number": "ABCDE1234F"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let resp = srv
+        .http
+        .post(format!("{}/v1/bookings", srv.base))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "cache-1")
+        .json(
+            &serde_json::json!({"beneficiary_id": b["beneficiary_id"], "session_id": session,
+            "slot_id": slot, "dose": 1}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "{}",
+        resp.text().await.unwrap()
+    );
+    // The same query within the TTL is the cached answer; another query is rendered afresh.
+    let (_, again) = srv.get(path, None).await;
+    assert_eq!(again, first);
+    let (_, fresh) = srv
+        .get("/v1/availability?district_id=358&days=1&dose=1", None)
+        .await;
+    let after = fresh["centres"][0]["sessions"][0]["available_dose1"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(after, before - 1);
+    srv.finish().await;
+}

@@ -446,7 +446,7 @@ pub struct CapacityQuery {
 /// Cancelled sessions are listed (`"cancelled": true`) but not counted in the centre's and
 /// the overall totals.
 #[utoipa::path(get, path = "/v1/admin/capacity", tag = "operators", security(("operator_key" = [])),
-    params(("district_id" = Option<u64>, Query), ("centre_id" = Option<u64>, Query), ("date" = Option<String>, Query, description = "YYYY-MM-DD, default today"), ("days" = Option<u32>, Query, description = "1..=14, default 1")),
+    params(("district_id" = Option<u64>, Query, description = "Exactly one of district_id, centre_id"), ("centre_id" = Option<u64>, Query), ("date" = Option<String>, Query, description = "YYYY-MM-DD, default today"), ("days" = Option<u32>, Query, description = "1..=14, default 1")),
     responses((status = 200, description = "Live pools and totals per session, per centre and overall"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody)))]
 pub async fn capacity(
     State(state): State<AppState>,

@@ -21,6 +21,57 @@ use utoipa::OpenApi;
 /// `Cache-Control` of availability answers.
 pub const AVAILABILITY_CACHE_CONTROL: &str = "public, max-age=5";
 
+/// Availability answers kept at once; at the bound the cache is emptied and refilled.
+pub const AVAILABILITY_CACHE_ENTRIES_MAX: usize = 10_000;
+
+/// A short-lived cache of rendered availability answers, keyed by the query string. During a
+/// launch the same district pages are asked for thousands of times a second; rendering each
+/// from memory costs far more than serving the bytes again. An answer is at most `ttl` old
+/// (clients are told `max-age=5` anyway); `ttl` zero turns the cache off.
+pub struct AnswerCache {
+    ttl: std::time::Duration,
+    entries: parking_lot::Mutex<std::collections::HashMap<String, CachedAnswer>>,
+}
+
+#[derive(Clone)]
+struct CachedAnswer {
+    at: std::time::Instant,
+    body: bytes::Bytes,
+    etag: String,
+}
+
+impl AnswerCache {
+    /// A cache whose answers live `ttl`.
+    pub fn new(ttl: std::time::Duration) -> AnswerCache {
+        AnswerCache {
+            ttl,
+            entries: parking_lot::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<CachedAnswer> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.lock();
+        entries
+            .get(key)
+            .filter(|a| a.at.elapsed() < self.ttl)
+            .cloned()
+    }
+
+    fn put(&self, key: &str, answer: CachedAnswer) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock();
+        if entries.len() >= AVAILABILITY_CACHE_ENTRIES_MAX && !entries.contains_key(key) {
+            entries.clear();
+        }
+        entries.insert(key.to_string(), answer);
+    }
+}
+
 /// Default number of days an availability query spans.
 pub const AVAILABILITY_DAYS_DEFAULT: u32 = 7;
 
@@ -158,8 +209,47 @@ pub fn days_param(days: Option<u32>, default: u32) -> Result<u32, ApiError> {
 async fn availability(
     State(state): State<AppState>,
     headers: HeaderMap,
+    uri: http::Uri,
     ApiQuery(q): ApiQuery<AvailabilityQuery>,
 ) -> Result<Response, ApiError> {
+    let key = uri.query().unwrap_or_default().to_string();
+    let answer = match state.availability_cache.get(&key) {
+        Some(a) => a,
+        None => {
+            let a = render_availability(&state, &q)?;
+            state.availability_cache.put(&key, a.clone());
+            a
+        }
+    };
+    let etag = answer.etag;
+    let fresh = headers
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut resp = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            answer.body,
+        )
+            .into_response()
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(http::header::ETAG, v);
+    }
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static(AVAILABILITY_CACHE_CONTROL),
+    );
+    Ok(resp)
+}
+
+fn render_availability(state: &AppState, q: &AvailabilityQuery) -> Result<CachedAnswer, ApiError> {
     let filter = centre_filter(q.district_id, q.pincode.as_deref(), q.centre_id)?;
     let from = match &q.date {
         Some(d) => parse_date("date", d)?,
@@ -237,29 +327,9 @@ async fn availability(
     }
     let body = serde_json::to_vec(&json!({ "centres": centres })).unwrap_or_default();
     let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
-    let fresh = headers
-        .get(http::header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut resp = if fresh {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        (
-            [(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response()
-    };
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(http::header::ETAG, v);
-    }
-    h.insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static(AVAILABILITY_CACHE_CONTROL),
-    );
-    Ok(resp)
+    Ok(CachedAnswer {
+        at: std::time::Instant::now(),
+        body: bytes::Bytes::from(body),
+        etag,
+    })
 }

@@ -122,6 +122,8 @@ impl TestServer {
         config.otp_sender = Some(format!("file:{}", otp_file.display()));
         config.database_url = db.as_ref().map(|(_, url)| url.clone());
         config.shutdown_grace_s = 5;
+        // Tests read availability right after changing it; the answer cache has its own test.
+        config.availability_cache_ms = 0;
         for key in [
             "client_rate_per_s",
             "client_burst",
