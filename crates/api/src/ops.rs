@@ -116,7 +116,8 @@ pub async fn healthz() -> axum::Json<StatusBody> {
 /// Readiness.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
     (status = 200, description = "Ready for traffic", body = StatusBody),
-    (status = 503, description = "`not_ready`, with `details.reason`", body = ErrorBody)))]
+    (status = 503, description = "`not_ready`, with `details.reason`", body = ErrorBody,
+        headers(("Retry-After" = u32, description = "Whole seconds to wait")))))]
 pub fn readyz(readiness: &Readiness) -> Response {
     match readiness.status() {
         Ok(()) => axum::Json(StatusBody { status: "ready" }).into_response(),
@@ -159,7 +160,13 @@ pub fn openapi_json(ops: &Ops) -> Response {
     info(
         title = "Kataar",
         description = "Slot booking for public drives. Errors always have the shape \
-            `ErrorBody`; see the error catalogue in the README."
+            `ErrorBody`; see the error catalogue in the README. `429` and `503` answers carry \
+            `Retry-After` (whole seconds). JSON bodies are objects with exactly the documented \
+            members; integers are written without a fraction (`2`, not `2.0`). Rules that span \
+            several fields or depend on stored data are given in words where they apply \
+            (exactly one of `district_id`/`pincode`/`centre_id`; a session date not in the \
+            past; a district of the given state; the Aadhaar check digit; an \
+            `Idempotency-Key` reused with another body is `422`)."
     ),
     paths(healthz, readyz, metrics_text, openapi_json),
     components(schemas(ErrorBody, ErrorObject, StatusBody)),
