@@ -40,7 +40,7 @@ const TEXT_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x0
 const TIME_PATTERN: &str = "^([01][0-9]|2[0-3]):[0-5][0-9]$";
 
 /// A page cursor (`next_after`): a decimal id.
-const CURSOR_PATTERN: &str = "^[0-9]{1,15}$";
+const CURSOR_PATTERN: &str = "^[0-9]{1,19}$";
 
 /// A 6-digit Indian pincode.
 const PINCODE_PATTERN: &str = "^[0-9]{6}$";
