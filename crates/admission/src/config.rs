@@ -30,17 +30,18 @@ pub struct AdmissionConfig {
     /// Operator lane: admitted requests being served at once; more are refused. Default 256.
     pub operator_in_flight_max: u32,
 
-    /// Booking lane (citizens' writes): sustained admissions per second. Default 20000 (group
-    /// commit stores 25k–45k bookings/s on the reference box; keep this below it).
+    /// Booking lane (citizens' writes): sustained admissions per second. Default 4000: what
+    /// one 2-core box books end to end (`loadtest/RESULTS.md`: ~4k bookings/s, CPU-bound at
+    /// ~210 µs per booking); admitting more only queues work inside the process.
     pub booking_rate_per_s: f64,
-    /// Booking lane: burst. Default 2000.
+    /// Booking lane: burst. Default 1000.
     pub booking_burst: u32,
-    /// Booking lane: wait queue length. Default 4096 (about 200 ms of work at the default rate).
+    /// Booking lane: wait queue length. Default 1024 (about 250 ms of work at the default rate).
     pub booking_queue_max: u32,
     /// Booking lane: longest wait for a token while the queue keeps draining. Default 200 ms.
     pub booking_queue_wait_ms_max: u64,
     /// Booking lane: admitted writes in flight (decided and waiting for their commit). Default
-    /// 4096: about 200 ms of commits at the default rate; past it the store is falling behind and
+    /// 1024: about 250 ms of commits at the default rate; past it the store is falling behind and
     /// new writes are refused rather than piled up.
     pub booking_in_flight_max: u32,
 
@@ -56,16 +57,17 @@ pub struct AdmissionConfig {
     pub auth_in_flight_max: u32,
 
     /// Browse lane (all reads, served from memory): sustained admissions per second. Default
-    /// 30000 (reads are cheap, but they share the CPU with bookings).
+    /// 15000: a 2-core box serves ~18k cached district pages/s alone, and reads share the CPU
+    /// with bookings.
     pub browse_rate_per_s: f64,
-    /// Browse lane: burst. Default 5000.
+    /// Browse lane: burst. Default 3000.
     pub browse_burst: u32,
-    /// Browse lane: wait queue length. Default 8192.
+    /// Browse lane: wait queue length. Default 4096.
     pub browse_queue_max: u32,
     /// Browse lane: longest wait for a token while the queue keeps draining. Default 100 ms (a
     /// refused poll is cheap to repeat; a slow one holds a connection).
     pub browse_queue_wait_ms_max: u64,
-    /// Browse lane: admitted requests in flight. Default 8192.
+    /// Browse lane: admitted requests in flight. Default 2048.
     pub browse_in_flight_max: u32,
 
     /// CoDel-style standing-queue detection, every lane: when a lane's wait queue has not been
@@ -121,11 +123,11 @@ impl Default for AdmissionConfig {
             operator_queue_wait_ms_max: 2000,
             operator_in_flight_max: 256,
 
-            booking_rate_per_s: 20_000.0,
-            booking_burst: 2000,
-            booking_queue_max: 4096,
+            booking_rate_per_s: 4_000.0,
+            booking_burst: 1000,
+            booking_queue_max: 1024,
             booking_queue_wait_ms_max: 200,
-            booking_in_flight_max: 4096,
+            booking_in_flight_max: 1024,
 
             auth_rate_per_s: 2000.0,
             auth_burst: 500,
@@ -133,11 +135,11 @@ impl Default for AdmissionConfig {
             auth_queue_wait_ms_max: 500,
             auth_in_flight_max: 1024,
 
-            browse_rate_per_s: 30_000.0,
-            browse_burst: 5000,
-            browse_queue_max: 8192,
+            browse_rate_per_s: 15_000.0,
+            browse_burst: 3000,
+            browse_queue_max: 4096,
             browse_queue_wait_ms_max: 100,
-            browse_in_flight_max: 8192,
+            browse_in_flight_max: 2048,
 
             queue_drain_interval_ms: 100,
             queue_wait_ms_standing: 5,
