@@ -15,13 +15,12 @@ use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::HeaderMap;
 use kataar_admission::{classify, client_addr, client_deadline, Refusal, RefusalKind};
 use kataar_api::ApiError;
 use std::net::{Ipv4Addr, SocketAddr};
 
 /// The middleware (`axum::middleware::from_fn_with_state(state, admission::admit)`).
-pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(lane) = classify(req.method(), req.uri().path()) else {
         return next.run(req).await;
     };
@@ -31,9 +30,19 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
         .map_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), |c| c.0);
     let headers = req.headers();
     let client = client_addr(peer, headers, state.trusted_proxy_header.as_ref());
-    let account = citizen_account(&state, headers);
+    // Signature and expiry only (no store, no engine lock); the handler answers 401 for a
+    // missing or bad token. A verified token is handed on so it is not checked twice.
+    let account =
+        crate::auth::bearer_of(headers).and_then(|t| crate::auth::verify_citizen_token(&state, t));
     let deadline = client_deadline(headers);
-    match state.admission.admit(lane, client, account, deadline).await {
+    if let Some(a) = account {
+        req.extensions_mut().insert(crate::auth::VerifiedToken(a));
+    }
+    match state
+        .admission
+        .admit(lane, client, account.map(|a| a.0), deadline)
+        .await
+    {
         Ok(permit) => {
             let response = next.run(req).await;
             drop(permit);
@@ -41,26 +50,6 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
         }
         Err(refusal) => refusal_error(refusal).into_response(),
     }
-}
-
-/// The account of a valid citizen bearer token (signature and expiry only: no store, no engine
-/// lock). Absent, operator keys and invalid tokens give `None`; the handler answers `401`.
-fn citizen_account(state: &AppState, headers: &HeaderMap) -> Option<u64> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let token = rest.trim();
-    if token.is_empty() || kataar_identity::looks_like_operator_key(token) {
-        return None;
-    }
-    let now = u64::try_from(state.now().timestamp()).unwrap_or(0);
-    state
-        .tokens
-        .verify(token, now)
-        .ok()
-        .map(|account| account.0)
 }
 
 /// The contract-shaped answer to a refusal (always with `Retry-After`).

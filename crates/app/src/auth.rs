@@ -13,17 +13,32 @@ use kataar_inventory::Scope;
 
 /// The bearer credential of a request, if any.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    bearer_of(&parts.headers)
+}
+
+/// The bearer credential in `headers`, if any (scheme matched case-insensitively).
+pub fn bearer_of(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
     let token = rest.trim();
     (!token.is_empty()).then_some(token)
+}
+
+/// A citizen token already verified for this request (by the admission layer), so the
+/// extractor does not check the signature a second time.
+#[derive(Clone, Copy, Debug)]
+pub struct VerifiedToken(pub AccountId);
+
+/// Verifies a citizen token (signature and expiry, no store).
+pub fn verify_citizen_token(state: &AppState, token: &str) -> Option<AccountId> {
+    if looks_like_operator_key(token) {
+        return None;
+    }
+    let now = u64::try_from(state.now().timestamp()).unwrap_or(0);
+    state.tokens.verify(token, now).ok().map(|a| AccountId(a.0))
 }
 
 /// A signed-in citizen.
@@ -37,13 +52,13 @@ impl FromRequestParts<AppState> for Citizen {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
-        let now = u64::try_from(state.now().timestamp()).unwrap_or(0);
-        let account = state
-            .tokens
-            .verify(token, now)
-            .map_err(|_| ApiError::unauthenticated())?;
-        let account_id = AccountId(account.0);
+        let verified = parts.extensions.get::<VerifiedToken>().map(|v| v.0);
+        let account_id = match verified {
+            Some(a) => a,
+            None => bearer(parts)
+                .and_then(|token| verify_citizen_token(state, token))
+                .ok_or_else(ApiError::unauthenticated)?,
+        };
         if state.inv.account(account_id).is_none() {
             return Err(ApiError::unauthenticated());
         }

@@ -45,6 +45,44 @@ where
     T: Send + 'static,
     F: FnOnce(&Inventory, bool, &T) + Send + 'static,
 {
+    submit_then(state, prepared, after).await
+}
+
+/// The synchronous half of [`commit_then`]: hands the events to the writer *now* (so a caller
+/// may submit under a lock, e.g. to keep audit ids in submission order) and returns the wait
+/// for the outcome.
+pub fn submit_then<T, F>(
+    state: &AppState,
+    prepared: Prepared<T>,
+    after: F,
+) -> impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static
+where
+    T: Send + 'static,
+    F: FnOnce(&Inventory, bool, &T) + Send + 'static,
+{
+    let submitted = start(state, prepared, after);
+    let commit_wait = state.commit_wait;
+    async move {
+        match submitted? {
+            Started::Done(value) => Ok(value),
+            Started::Waiting(rx) => match tokio::time::timeout(commit_wait, rx).await {
+                Ok(Ok((true, value))) => Ok(value),
+                _ => Err(ApiError::store_unavailable(STORE_RETRY_AFTER_S)),
+            },
+        }
+    }
+}
+
+enum Started<T> {
+    Done(T),
+    Waiting(tokio::sync::oneshot::Receiver<(bool, T)>),
+}
+
+fn start<T, F>(state: &AppState, prepared: Prepared<T>, after: F) -> Result<Started<T>, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Inventory, bool, &T) + Send + 'static,
+{
     let Prepared {
         value,
         events,
@@ -53,7 +91,7 @@ where
     if events.is_empty() {
         state.inv.finish(finisher, true);
         after(&state.inv, true, &value);
-        return Ok(value);
+        return Ok(Started::Done(value));
     }
     let ticket = match state.writer.submit(events) {
         Ok(t) => t,
@@ -83,10 +121,7 @@ where
         after(&inv, committed, &value);
         let _ = tx.send((committed, value));
     });
-    match tokio::time::timeout(state.commit_wait, rx).await {
-        Ok(Ok((true, value))) => Ok(value),
-        _ => Err(ApiError::store_unavailable(STORE_RETRY_AFTER_S)),
-    }
+    Ok(Started::Waiting(rx))
 }
 
 /// Reads and checks the `Idempotency-Key` header.

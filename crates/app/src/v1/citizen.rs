@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Datelike, Utc};
 use http::StatusCode;
 use kataar_api::{ApiError, ApiJson, ApiPath, ErrorBody};
-use kataar_domain::limits::{BIRTH_YEAR_MIN, TEXT_CHARS_MAX};
+use kataar_domain::limits::BIRTH_YEAR_MIN;
 use kataar_domain::rules;
 use kataar_domain::{AccountId, BeneficiaryId, Gender};
 use kataar_identity::{normalize_and_validate, normalize_mobile, IdType, OtpError, OtpMessage};
@@ -221,24 +221,7 @@ fn beneficiaries_json(state: &AppState, account: AccountId) -> Vec<Value> {
         .collect()
 }
 
-/// A free-text field: trimmed, 1..=[`TEXT_CHARS_MAX`] characters.
-pub fn text_field(field: &'static str, raw: &str) -> Result<String, ApiError> {
-    let text = raw.trim();
-    let chars = text.chars().count();
-    if chars == 0 || chars > TEXT_CHARS_MAX {
-        return Err(ApiError::invalid_request(
-            field,
-            format!("{field} must be 1-{TEXT_CHARS_MAX} characters"),
-        ));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(ApiError::invalid_request(
-            field,
-            format!("{field} must not contain control characters"),
-        ));
-    }
-    Ok(text.to_string())
-}
+pub use super::text_field;
 
 /// Body of `POST /v1/beneficiaries`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -428,8 +411,12 @@ mod tests {
     fn text_fields_are_trimmed_and_bounded() {
         assert_eq!(text_field("name", "  Asha  ").ok().as_deref(), Some("Asha"));
         assert!(text_field("name", "   ").is_err());
-        assert!(text_field("name", &"n".repeat(TEXT_CHARS_MAX)).is_ok());
-        assert!(text_field("name", &"n".repeat(TEXT_CHARS_MAX + 1)).is_err());
+        assert!(text_field("name", &"n".repeat(kataar_domain::limits::TEXT_CHARS_MAX)).is_ok());
+        assert!(text_field(
+            "name",
+            &"n".repeat(kataar_domain::limits::TEXT_CHARS_MAX + 1)
+        )
+        .is_err());
         assert!(text_field("name", "a\u{0}b").is_err());
     }
 }

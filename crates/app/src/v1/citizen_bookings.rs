@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use http::{HeaderMap, StatusCode};
 use kataar_api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, OptionalJson};
 use kataar_domain::limits::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
-use kataar_domain::{BeneficiaryId, Booking, BookingId, Dose, SessionId, SlotId};
+use kataar_domain::{BeneficiaryId, Booking, BookingId, SessionId, SlotId};
 use kataar_inventory::{BookRequest, Prepared, Scope};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -72,9 +72,7 @@ where
     }
 }
 
-fn dose(n: u8) -> Result<Dose, ApiError> {
-    Dose::from_number(n).ok_or_else(|| ApiError::invalid_request("dose", "dose must be 1 or 2"))
-}
+use crate::v1::dose_param as dose;
 
 /// Renders a prepared booking as the answer to record with its events.
 fn rendered(state: &AppState, p: Prepared<Booking>) -> Prepared<Value> {

@@ -43,7 +43,7 @@ use axum::extract::FromRequestParts;
 use axum::routing::{get, patch, post};
 use axum::Router;
 use kataar_api::{ApiError, RequestId};
-use kataar_domain::limits::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, TEXT_CHARS_MAX};
+use kataar_domain::limits::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 use kataar_domain::{AuditRecord, Event};
 use kataar_inventory::Prepared;
 use serde::Deserialize;
@@ -203,24 +203,7 @@ pub fn page_after(after: Option<&str>) -> Result<u64, ApiError> {
     }
 }
 
-/// A free-text field: trimmed, 1..=[`TEXT_CHARS_MAX`] characters.
-pub fn text_field(field: &str, raw: &str) -> Result<String, ApiError> {
-    let text = raw.trim();
-    let chars = text.chars().count();
-    if chars == 0 || chars > TEXT_CHARS_MAX {
-        return Err(ApiError::invalid_request(
-            field,
-            format!("{field} must be 1 to {TEXT_CHARS_MAX} characters"),
-        ));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(ApiError::invalid_request(
-            field,
-            format!("{field} may not contain control characters"),
-        ));
-    }
-    Ok(text.to_string())
-}
+pub use super::text_field;
 
 /// The audit record of one operator write, stamped with the current request's id.
 pub fn audit_event(
@@ -251,9 +234,6 @@ pub fn audit_event(
 /// that commits later with a smaller id. (A batch that fails leaves a gap in the ids.)
 static AUDIT_SUBMIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-type CommitFuture<'a, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ApiError>> + Send + 'a>>;
-
 /// Commits a prepared change together with its audit record (one batch: both or neither).
 /// A change with nothing to commit is answered as it is, without an audit record.
 pub async fn commit_audited<T: Send + 'static>(
@@ -269,30 +249,19 @@ pub async fn commit_audited<T: Send + 'static>(
         return durable::commit(state, prepared).await;
     }
     let after = after(&prepared.value);
-    let mut pending = Some((prepared, object, before, after));
-    let mut running: Option<CommitFuture<'_, T>> = None;
-    std::future::poll_fn(|cx| {
-        if let Some(fut) = running.as_mut() {
-            return fut.as_mut().poll(cx);
-        }
-        let Some((mut prepared, object, before, after)) = pending.take() else {
-            return std::task::Poll::Ready(Err(ApiError::internal()));
-        };
-        // The first poll of `durable::commit` hands the events to the writer before it
-        // awaits anything, so the id is taken and submitted under one lock.
-        let guard = AUDIT_SUBMIT
+    let mut prepared = prepared;
+    // The audit id is taken and the events handed to the writer under one lock, so audit ids
+    // reach the store in id order and a tail of the log never skips one.
+    let waiting = {
+        let _guard = AUDIT_SUBMIT
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         prepared
             .events
             .push(audit_event(state, op, action, object, before, after));
-        let mut fut: CommitFuture<'_, T> = Box::pin(durable::commit(state, prepared));
-        let first = fut.as_mut().poll(cx);
-        drop(guard);
-        running = Some(fut);
-        first
-    })
-    .await
+        durable::submit_then(state, prepared, |_, _, _| {})
+    };
+    waiting.await
 }
 
 #[cfg(test)]
@@ -331,7 +300,11 @@ mod tests {
     fn text_and_page_bounds() {
         assert_eq!(text_field("name", "  Asha  ").ok().as_deref(), Some("Asha"));
         assert!(text_field("name", "   ").is_err());
-        assert!(text_field("name", &"x".repeat(TEXT_CHARS_MAX + 1)).is_err());
+        assert!(text_field(
+            "name",
+            &"x".repeat(kataar_domain::limits::TEXT_CHARS_MAX + 1)
+        )
+        .is_err());
         assert!(text_field("name", "a\u{7}b").is_err());
         assert_eq!(page_limit(None).ok(), Some(PAGE_LIMIT_DEFAULT));
         assert!(page_limit(Some(0)).is_err());

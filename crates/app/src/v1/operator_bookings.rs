@@ -141,8 +141,7 @@ pub async fn walkin(
     op: Operator,
     ApiJson(body): ApiJson<WalkinBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let dose = Dose::from_number(body.dose)
-        .ok_or_else(|| ApiError::invalid_request("dose", "dose must be 1 or 2"))?;
+    let dose = crate::v1::dose_param(body.dose)?;
     let p = &body.beneficiary;
     let name = text_field("beneficiary.name", &p.name)?;
     let today = state.today();

@@ -263,13 +263,7 @@ fn render_availability(state: &AppState, q: &AvailabilityQuery) -> Result<Cached
         ),
         None => None,
     };
-    let dose = match q.dose {
-        Some(n) => Some(
-            Dose::from_number(n)
-                .ok_or_else(|| ApiError::invalid_request("dose", "dose must be 1 or 2"))?,
-        ),
-        None => None,
-    };
+    let dose = q.dose.map(super::dose_param).transpose()?;
     let inv = &state.inv;
     let mut centres = Vec::new();
     for id in inv.centre_ids(&filter) {
