@@ -279,6 +279,14 @@ impl Inventory {
         self.sessions.get(&id).map(|c| SessionView::of(&c))
     }
 
+    /// A session's record and one of its slots, without building the counters of every pool
+    /// (what rendering a booking needs).
+    pub fn session_slot(&self, session: SessionId, slot: SlotId) -> Option<(Session, Slot)> {
+        let cell = self.sessions.get(&session)?;
+        let slot = cell.slots.iter().find(|s| s.slot_id == slot)?.clone();
+        Some((cell.record(), slot))
+    }
+
     /// One pool's counters.
     pub fn pool(&self, id: PoolId) -> Option<PoolView> {
         self.pools.get(&id).map(|p| PoolView::of(&p))

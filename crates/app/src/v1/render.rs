@@ -13,21 +13,12 @@ pub fn instant(t: DateTime<Utc>) -> String {
 
 /// A booking as citizens and operators see it.
 pub fn booking(inv: &Inventory, b: &Booking) -> Value {
-    let session = inv.session(b.session_id);
-    let (date, vaccine, slot) = match &session {
-        Some(s) => {
-            let slot = s
-                .slots
-                .iter()
-                .find(|x| x.slot.slot_id == b.slot_id)
-                .map(|x| json!({"start": x.slot.start, "end": x.slot.end}))
-                .unwrap_or(Value::Null);
-            (
-                json!(s.session.date.format("%Y-%m-%d").to_string()),
-                json!(s.session.vaccine.name()),
-                slot,
-            )
-        }
+    let (date, vaccine, slot) = match inv.session_slot(b.session_id, b.slot_id) {
+        Some((session, slot)) => (
+            json!(session.date.format("%Y-%m-%d").to_string()),
+            json!(session.vaccine.name()),
+            json!({"start": slot.start, "end": slot.end}),
+        ),
         None => (Value::Null, Value::Null, Value::Null),
     };
     json!({
