@@ -142,6 +142,34 @@ impl Inventory {
         self.book_inner(req, gate, &[Channel::Online], BookingStatus::Booked, false)
     }
 
+    /// Books several citizens' places as one operation, all or none: each request is decided by
+    /// [`Inventory::book`]'s rules in order; at the first refusal every place already taken for
+    /// the earlier requests is given back and the refusal is returned. On success the events
+    /// of all the bookings go to the store in one batch and finish together.
+    pub fn book_all(
+        &self,
+        reqs: &[BookRequest],
+        gate: impl Fn(&Session) -> Result<(), BookingError>,
+    ) -> Result<Prepared<Vec<Booking>>, BookingError> {
+        let mut bookings = Vec::with_capacity(reqs.len());
+        let mut events = Vec::with_capacity(reqs.len());
+        let mut fin = Finisher::new();
+        for req in reqs {
+            match self.book(req, &gate) {
+                Ok(p) => {
+                    bookings.push(p.value);
+                    events.extend(p.events);
+                    fin = fin.then(p.finisher);
+                }
+                Err(e) => {
+                    self.finish(fin, false);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Prepared::new(bookings, events, fin))
+    }
+
     fn book_inner(
         &self,
         req: &BookRequest,

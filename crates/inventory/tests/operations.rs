@@ -529,3 +529,67 @@ fn snapshot_round_trip_rebuilds_the_same_state() {
     snap.pools[0].booked = 0;
     assert!(Inventory::from_snapshot(snap).is_err());
 }
+
+#[test]
+fn book_all_is_all_or_none() {
+    let (inv, s) = setup();
+    // One account with three beneficiaries; the slot has 2 online places for dose 1.
+    let (a, b1) = person(&inv, 1);
+    let b2 = beneficiary_of(&inv, a, 2);
+    let b3 = beneficiary_of(&inv, a, 3);
+    let three = [
+        request(a, b1, &s, 0, Dose::One),
+        request(a, b2, &s, 0, Dose::One),
+        request(a, b3, &s, 0, Dose::One),
+    ];
+    let e = inv.book_all(&three, |_| Ok(())).unwrap_err();
+    assert_eq!(e.code(), "pool_full");
+    assert_eq!(
+        avail(&inv, &s, 0),
+        2,
+        "the places taken first are given back"
+    );
+    assert!(inv.bookings_of(a).is_empty());
+    // Two fit: both are booked in one batch.
+    let p = inv.book_all(&three[..2], |_| Ok(())).unwrap();
+    assert_eq!(p.events.len(), 2);
+    assert_eq!(p.value.len(), 2);
+    assert_eq!(avail(&inv, &s, 0), 0);
+    commit(&inv, p);
+    assert_eq!(inv.bookings_of(a).len(), 2);
+    // A failed commit undoes both.
+    let (a2, c1) = person(&inv, 4);
+    let c2 = beneficiary_of(&inv, a2, 5);
+    let p = inv
+        .book_all(
+            &[
+                request(a2, c1, &s, 1, Dose::One),
+                request(a2, c2, &s, 1, Dose::One),
+            ],
+            |_| Ok(()),
+        )
+        .unwrap();
+    assert_eq!(avail(&inv, &s, 1), 0);
+    inv.finish(p.finisher, false);
+    assert_eq!(avail(&inv, &s, 1), 2);
+    assert!(inv.bookings_of(a2).is_empty());
+}
+
+/// Another beneficiary (person `i`) on account `a`.
+fn beneficiary_of(inv: &Inventory, a: AccountId, i: u64) -> BeneficiaryId {
+    let b = inv
+        .add_beneficiary(
+            a,
+            NewBeneficiary {
+                person_key: key(i),
+                name: format!("Person {i}"),
+                birth_year: 1990,
+                gender: Gender::Male,
+                id_type: "aadhaar".into(),
+                id_masked: "XXXX-XXXX-0000".into(),
+            },
+            Utc::now(),
+        )
+        .unwrap();
+    commit(inv, b).beneficiary_id
+}
