@@ -176,4 +176,8 @@ pub struct Snapshot {
     pub audit_id_max: u64,
     /// The highest batch id committed.
     pub batch_id_max: u64,
+    /// The highest beneficiary id ever stored, removed beneficiaries included (their rows and
+    /// their bookings keep the id, so it is never handed out again).
+    #[serde(default)]
+    pub beneficiary_id_max: u64,
 }

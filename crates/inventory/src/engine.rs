@@ -297,7 +297,12 @@ impl Inventory {
             operator_keys,
             audit_id_max,
             batch_id_max: _,
+            beneficiary_id_max,
         } = snapshot;
+        // Removed beneficiaries are not loaded, but their ids stay taken.
+        inv.ids
+            .beneficiary
+            .fetch_max(beneficiary_id_max, Ordering::Relaxed);
         for s in states {
             inv.put_state(s);
         }
@@ -447,11 +452,13 @@ impl Inventory {
             self.pools.insert(cell.pool_id, cell.clone());
         }
         let date = session.date;
+        // A cancelled session is closed to bookings, as it was when its cancellation began.
+        let closing = session.cancelled;
         let cell = Arc::new(SessionCell {
             session: RwLock::new(session),
             slots,
             pools: cells,
-            closing: AtomicBool::new(false),
+            closing: AtomicBool::new(closing),
             inflight: AtomicU32::new(0),
             next_token: AtomicU32::new(0),
             bookings: Mutex::new(Vec::new()),
@@ -534,21 +541,35 @@ impl Inventory {
             }
         }
         {
+            // A beneficiary whose bookings are all cancelled may be removed (and its photo-ID
+            // registered again, as a new beneficiary): its old bookings stay, attached to no
+            // person, exactly as the engine leaves them. Only a live booking needs its person.
             let mut shard = self.person_shard(&b.person_key).lock();
             let person = shard
                 .get_mut(&b.person_key)
-                .ok_or_else(|| format!("booking {} names an unknown person", b.booking_id))?;
-            if b.status.is_live() {
-                let slot = &mut person.live[b.dose.index()];
-                if slot.is_some() {
+                .filter(|p| p.beneficiary_id == b.beneficiary_id);
+            match person {
+                Some(person) => {
+                    if b.status.is_live() {
+                        let slot = &mut person.live[b.dose.index()];
+                        if slot.is_some() {
+                            return Err(format!(
+                                "two live bookings for one person and dose (booking {})",
+                                b.booking_id
+                            ));
+                        }
+                        *slot = Some(b.booking_id);
+                    }
+                    person.bookings.push(b.booking_id);
+                }
+                None if b.status.holds_place() => {
                     return Err(format!(
-                        "two live bookings for one person and dose (booking {})",
+                        "booking {} holds a place but names an unknown person",
                         b.booking_id
                     ));
                 }
-                *slot = Some(b.booking_id);
+                None => {}
             }
-            person.bookings.push(b.booking_id);
         }
         self.bookings_by_account
             .entry(b.account_id)

@@ -115,6 +115,18 @@ impl IdemIndex {
         dropped
     }
 
+    /// Every completed record (for [`crate::Inventory::dump`]).
+    pub(crate) fn records(&self) -> Vec<IdempotencyRecord> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            out.extend(shard.lock().values().filter_map(|e| match e {
+                Entry::Done(r) => Some(r.clone()),
+                Entry::InProgress { .. } => None,
+            }));
+        }
+        out
+    }
+
     /// Entries held (both states).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()

@@ -10,6 +10,7 @@
 //!   capacity, sessions, beneficiaries, accounts).
 //! - [`views`]: read models for the API (availability, capacity, beneficiaries, bookings).
 //! - [`idem`]: the idempotency index.
+//! - [`dump`]: a comparable picture of the durable state (recovery is checked with it).
 //! - [`holds`]: short-lived places held with a deadline.
 //!
 //! # The two-phase protocol
@@ -27,6 +28,7 @@
 //! into another map; the person shard lock is the only lock ever held while touching other
 //! maps, and pool counters are lock-free.
 
+pub mod dump;
 pub mod engine;
 pub mod holds;
 pub mod idem;

@@ -1030,13 +1030,15 @@ impl Store for PgStore {
         let maxima = tx
             .query_one(
                 "SELECT (SELECT coalesce(max(audit_id), 0) FROM audit),
-                        (SELECT coalesce(max(batch_id), 0) FROM batches)",
+                        (SELECT coalesce(max(batch_id), 0) FROM batches),
+                        (SELECT coalesce(max(beneficiary_id), 0) FROM beneficiaries)",
                 &[],
             )
             .await
             .map_err(|e| from_pg(&e))?;
         snap.audit_id_max = get_id(&maxima, 0, "audit_id")?;
         snap.batch_id_max = get_id(&maxima, 1, "batch_id")?;
+        snap.beneficiary_id_max = get_id(&maxima, 2, "beneficiary_id")?;
         tx.commit().await.map_err(|e| from_pg(&e))?;
         Ok(snap)
     }

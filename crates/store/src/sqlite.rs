@@ -823,16 +823,18 @@ fn load_conn(conn: &mut Connection) -> Result<Snapshot, StoreError> {
         [],
         decode_operator_key,
     )?;
-    let (audit_max, batch_max): (i64, i64) = tx
+    let (audit_max, batch_max, beneficiary_max): (i64, i64, i64) = tx
         .query_row(
             "SELECT (SELECT coalesce(max(audit_id), 0) FROM audit),
-                    (SELECT coalesce(max(batch_id), 0) FROM batches)",
+                    (SELECT coalesce(max(batch_id), 0) FROM batches),
+                    (SELECT coalesce(max(beneficiary_id), 0) FROM beneficiaries)",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .map_err(|e| from_sqlite(&e))?;
     snap.audit_id_max = id_from_db(audit_max, "audit_id")?;
     snap.batch_id_max = id_from_db(batch_max, "batch_id")?;
+    snap.beneficiary_id_max = id_from_db(beneficiary_max, "beneficiary_id")?;
     tx.commit().map_err(|e| from_sqlite(&e))?;
     Ok(snap)
 }

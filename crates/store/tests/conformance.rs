@@ -241,6 +241,7 @@ async fn round_trip_every_event_kind(store: Arc<dyn Store>) {
     expected.operator_keys = vec![operator_key()];
     expected.audit_id_max = 2;
     expected.batch_id_max = 3;
+    expected.beneficiary_id_max = 503;
     assert_eq!(snap, expected);
 
     assert!(store.batch_committed(BatchId(3)).await.unwrap());
