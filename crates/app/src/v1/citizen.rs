@@ -19,7 +19,9 @@ use kataar_api::{ApiError, ApiJson, ApiPath, ErrorBody};
 use kataar_domain::limits::BIRTH_YEAR_MIN;
 use kataar_domain::rules;
 use kataar_domain::{AccountId, BeneficiaryId, Gender};
-use kataar_identity::{normalize_and_validate, normalize_mobile, IdType, OtpError, OtpMessage};
+use kataar_identity::{
+    normalize_and_validate, normalize_mobile, IdType, OtpError, OtpMessage, VerifiedMobile,
+};
 use kataar_inventory::{AccountLookup, BeneficiaryView, NewBeneficiary};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -115,7 +117,30 @@ async fn otp_request(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<OtpRequestBody>,
 ) -> Result<Response, ApiError> {
-    let mobile = normalize_mobile(&body.mobile).map_err(|_| {
+    let sent = send_otp(&state, &body.mobile)?;
+    let answer = json!({
+        "txn_id": sent.txn_id,
+        "expires_in_s": sent.expires_in_s,
+        "resend_after_s": sent.resend_after_s,
+    });
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// An OTP on its way: what the client is told.
+#[derive(Debug)]
+pub struct OtpSent {
+    /// The transaction id (a UUID).
+    pub txn_id: String,
+    /// Seconds the OTP stays valid.
+    pub expires_in_s: u32,
+    /// Seconds before another OTP may be asked for.
+    pub resend_after_s: u32,
+}
+
+/// Normalises a mobile, issues its OTP and hands it to the sender (never on the request path):
+/// the one OTP request for every API.
+pub fn send_otp(state: &AppState, raw_mobile: &str) -> Result<OtpSent, ApiError> {
+    let mobile = normalize_mobile(raw_mobile).map_err(|_| {
         ApiError::invalid_request(
             "mobile",
             "mobile must be a 10-digit Indian mobile number starting with 6-9",
@@ -125,11 +150,11 @@ async fn otp_request(
         .otp
         .request(&mobile, Instant::now())
         .map_err(otp_error)?;
-    let answer = json!({
-        "txn_id": issued.txn_id,
-        "expires_in_s": issued.expires_in_s,
-        "resend_after_s": issued.resend_after_s,
-    });
+    let sent = OtpSent {
+        txn_id: issued.txn_id.clone(),
+        expires_in_s: issued.expires_in_s,
+        resend_after_s: issued.resend_after_s,
+    };
     let queued = state.otp_sender.dispatch(OtpMessage {
         mobile,
         otp: issued.otp,
@@ -139,7 +164,7 @@ async fn otp_request(
     if !queued {
         tracing::warn!("OTP delivery queue full; this OTP was not sent");
     }
-    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+    Ok(sent)
 }
 
 /// Body of `POST /v1/auth/otp/verify`.
@@ -169,25 +194,50 @@ async fn otp_verify(
         .otp
         .verify(&body.txn_id, &body.otp, Instant::now())
         .map_err(otp_error)?;
+    let signed = sign_in(&state, &verified).await?;
+    Ok(Json(json!({
+        "token": signed.token,
+        "token_type": "Bearer",
+        "expires_at": render::instant(signed.expires_at),
+        "account_id": signed.account_id.0,
+    })))
+}
+
+/// A citizen signed in.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The bearer token (a JWT).
+    pub token: String,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+    /// The account.
+    pub account_id: AccountId,
+    /// Whether the account was created by this sign-in.
+    pub new_account: bool,
+}
+
+/// Finds or creates (durably) the account of a mobile proven by OTP and issues its token:
+/// the one sign-in for every API.
+pub async fn sign_in(state: &AppState, verified: &VerifiedMobile) -> Result<SignedIn, ApiError> {
     let now = state.now();
-    let account = match state
+    let (account, new_account) = match state
         .inv
         .ensure_account(Some(verified.mobile.as_str()), now)
     {
-        AccountLookup::Existing(a) => a,
-        AccountLookup::New(prepared) => durable::commit(&state, prepared).await?,
+        AccountLookup::Existing(a) => (a, false),
+        AccountLookup::New(prepared) => (durable::commit(state, prepared).await?, true),
     };
     let issued = state.tokens.issue(account.account_id.0, unix_s(now));
     let expires_at = i64::try_from(issued.expires_at_unix_s)
         .ok()
         .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
         .unwrap_or(now);
-    Ok(Json(json!({
-        "token": issued.token,
-        "token_type": "Bearer",
-        "expires_at": render::instant(expires_at),
-        "account_id": account.account_id.0,
-    })))
+    Ok(SignedIn {
+        token: issued.token,
+        expires_at,
+        account_id: account.account_id,
+        new_account,
+    })
 }
 
 /// The signed-in account.
@@ -247,17 +297,6 @@ async fn add_beneficiary(
     citizen: Citizen,
     ApiJson(body): ApiJson<NewBeneficiaryBody>,
 ) -> Result<Response, ApiError> {
-    let name = text_field("name", &body.name)?;
-    let year_max = u32::try_from(state.today().year()).unwrap_or(u32::MAX);
-    let birth_year = u16::try_from(body.birth_year)
-        .ok()
-        .filter(|y| *y >= BIRTH_YEAR_MIN && u32::from(*y) <= year_max)
-        .ok_or_else(|| {
-            ApiError::invalid_request(
-                "birth_year",
-                format!("birth_year must be between {BIRTH_YEAR_MIN} and {year_max}"),
-            )
-        })?;
     let gender = Gender::parse(&body.gender).ok_or_else(|| {
         ApiError::invalid_request("gender", "gender must be male, female or other")
     })?;
@@ -268,38 +307,78 @@ async fn add_beneficiary(
              ration_card, npr_smart_card",
         )
     })?;
-    // The refusal names the type and the rule, never the number.
-    let id = normalize_and_validate(id_type, &body.id_number)
-        .map_err(|e| ApiError::invalid_request("id_number", e.to_string()))?;
-    let new = NewBeneficiary {
-        person_key: kataar_domain::PersonKey(state.keyer.key(&id)),
-        name,
-        birth_year,
+    let input = BeneficiaryInput {
+        name: &body.name,
+        birth_year: body.birth_year,
         gender,
-        id_type: id_type.as_str().to_string(),
-        id_masked: id.masked(),
+        id_type,
+        id_number: &body.id_number,
     };
-    drop(id);
-    let now = state.now();
-    let prepared = state
-        .inv
-        .add_beneficiary(citizen.account_id, new, now)
-        .or_api()?;
-    let added = durable::commit(&state, prepared).await?;
-    let view = state
-        .inv
-        .beneficiary(citizen.account_id, added.beneficiary_id)
-        .unwrap_or_else(|| BeneficiaryView {
-            next: rules::next_dose(&[]),
-            beneficiary: added,
-            doses: Vec::new(),
-            bookings: Vec::new(),
-        });
+    let view = register_beneficiary(&state, citizen.account_id, input).await?;
     Ok((
         StatusCode::CREATED,
         Json(render::beneficiary(&state.inv, &view)),
     )
         .into_response())
+}
+
+/// A new beneficiary as a client gave it, before validation (v1 and the CoWIN layer).
+pub struct BeneficiaryInput<'a> {
+    /// Name (trimmed, bounded by [`text_field`]).
+    pub name: &'a str,
+    /// Birth year (checked against `BIRTH_YEAR_MIN..=this year`).
+    pub birth_year: u32,
+    /// Gender.
+    pub gender: Gender,
+    /// Photo-ID type.
+    pub id_type: IdType,
+    /// Photo-ID number as typed (normalised, validated and keyed here; never kept).
+    pub id_number: &'a str,
+}
+
+/// Validates a new beneficiary, adds it to `account` and makes it durable: the one place the
+/// beneficiary rules (name, birth year, photo-ID shape and key) are applied for every API.
+pub async fn register_beneficiary(
+    state: &AppState,
+    account: AccountId,
+    input: BeneficiaryInput<'_>,
+) -> Result<BeneficiaryView, ApiError> {
+    let name = text_field("name", input.name)?;
+    let year_max = u32::try_from(state.today().year()).unwrap_or(u32::MAX);
+    let birth_year = u16::try_from(input.birth_year)
+        .ok()
+        .filter(|y| *y >= BIRTH_YEAR_MIN && u32::from(*y) <= year_max)
+        .ok_or_else(|| {
+            ApiError::invalid_request(
+                "birth_year",
+                format!("birth_year must be between {BIRTH_YEAR_MIN} and {year_max}"),
+            )
+        })?;
+    let id_type = input.id_type;
+    // The refusal names the type and the rule, never the number.
+    let id = normalize_and_validate(id_type, input.id_number)
+        .map_err(|e| ApiError::invalid_request("id_number", e.to_string()))?;
+    let new = NewBeneficiary {
+        person_key: kataar_domain::PersonKey(state.keyer.key(&id)),
+        name,
+        birth_year,
+        gender: input.gender,
+        id_type: id_type.as_str().to_string(),
+        id_masked: id.masked(),
+    };
+    drop(id);
+    let now = state.now();
+    let prepared = state.inv.add_beneficiary(account, new, now).or_api()?;
+    let added = durable::commit(state, prepared).await?;
+    Ok(state
+        .inv
+        .beneficiary(account, added.beneficiary_id)
+        .unwrap_or_else(|| BeneficiaryView {
+            next: rules::next_dose(&[]),
+            beneficiary: added,
+            doses: Vec::new(),
+            bookings: Vec::new(),
+        }))
 }
 
 /// The account's beneficiaries.
