@@ -48,6 +48,9 @@ pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) 
             drop(permit);
             response
         }
+        Err(refusal) if crate::compat::is_v2(req.uri().path()) => {
+            crate::compat::refusal(refusal.retry_after_s)
+        }
         Err(refusal) => refusal_error(refusal).into_response(),
     }
 }

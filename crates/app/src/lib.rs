@@ -11,6 +11,7 @@
 //! - [`errors`]: the one mapping from engine refusals to the API catalogue.
 //! - [`metrics`]: booking outcomes and live capacity per district.
 //! - [`v1`]: the v1 handlers: public reads, citizens, operators.
+//! - [`compat`]: the CoWIN v2 compatibility layer (`/api/v2`), translating onto v1's calls.
 //! - [`demo`]: the demo drive (`--demo`).
 //! - [`startup`]: opening the store, rebuilding the engine, starting the writer.
 //!
@@ -19,6 +20,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod compat;
 pub mod demo;
 pub mod durable;
 pub mod errors;

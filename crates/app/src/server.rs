@@ -43,16 +43,16 @@ pub async fn run(
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let mut doc = openapi_base();
     doc.merge(crate::v1::openapi());
+    doc.merge(crate::compat::openapi());
     let ops = Ops::new(
         readiness.clone(),
         init_metrics(),
         metrics_listener.is_none(),
         &doc,
     );
-    let api = crate::v1::router().layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::admission::admit,
-    ));
+    let api = crate::v1::router().merge(crate::compat::router()).layer(
+        axum::middleware::from_fn_with_state(state.clone(), crate::admission::admit),
+    );
     let app = build_app(api, state.clone(), &ops, &limits);
     let addr = listener.local_addr()?;
     crate::metrics::spawn_capacity_gauges(state.clone());

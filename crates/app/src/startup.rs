@@ -138,6 +138,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         ))),
         admission,
         trusted_proxy_header: trusted_proxy_header(config)?,
+        compat: crate::compat::Compat::new(config.compat_captcha_required),
     }));
     spawn_housekeeping(state.clone());
     Ok(Started {

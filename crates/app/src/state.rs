@@ -54,6 +54,8 @@ pub struct Inner {
     pub admission: Arc<Admission>,
     /// The header naming the client address behind a trusted proxy (`trusted_proxy_header`).
     pub trusted_proxy_header: Option<http::HeaderName>,
+    /// The CoWIN v2 layer's state (captcha answers and switch).
+    pub compat: crate::compat::Compat,
 }
 
 /// Shared application state.
