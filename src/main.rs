@@ -305,7 +305,14 @@ fn serve_command(args: &ServeArgs) -> ExitCode {
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "kataar serve failed");
             eprintln!("kataar: {err:#}");
-            ExitCode::from(EXIT_FAILURE)
+            if err
+                .downcast_ref::<kataar_app::startup::ConfigError>()
+                .is_some()
+            {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            }
         }
     }
 }

@@ -61,11 +61,20 @@ impl Server {
     }
 
     fn spawn(target: &Target, otp_file: &Path, demo: bool) -> Server {
+        Server::spawn_full(target, otp_file, demo, &[])
+    }
+
+    fn spawn_with_env(target: &Target, otp_file: &Path, env: &[(&str, &str)]) -> Server {
+        Server::spawn_full(target, otp_file, false, env)
+    }
+
+    fn spawn_full(target: &Target, otp_file: &Path, demo: bool, env: &[(&str, &str)]) -> Server {
         let mut child = kataar()
             .arg("serve")
             .args(target.args())
             .args(["--listen", "127.0.0.1:0"])
             .args(demo.then_some("--demo"))
+            .envs(env.iter().copied())
             .arg("--otp-sender")
             .arg(format!("file:{}", otp_file.display()))
             .env("KATAAR_LOG", "debug")
@@ -394,4 +403,216 @@ async fn embedded_day_with_sigkill_and_restart() {
         data_dir: dir.path().join("data"),
     };
     journey(target, dir.path().join("otp.jsonl")).await;
+}
+
+/// Starts `kataar serve` expecting it to refuse: returns its exit code and stderr. Fails at
+/// once if it starts listening instead.
+fn serve_refused(target: &Target, otp_file: &Path, env: &[(&str, &str)]) -> (i32, String) {
+    let mut child = kataar()
+        .arg("serve")
+        .args(target.args())
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--otp-sender")
+        .arg(format!("file:{}", otp_file.display()))
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    if !line.is_empty() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the server started where it must refuse: {line}");
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Logs `mobile` in and registers `pan` on its account; returns the token and the status.
+async fn register(base: &str, otp_file: &Path, mobile: &str, pan: &str) -> (String, u16, Value) {
+    let http = reqwest::Client::new();
+    let (s, v) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/auth/otp"),
+        None,
+        Some(json!({"mobile": mobile})),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let (txn, otp) = otp_for(otp_file, mobile);
+    let (s, v) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/auth/otp/verify"),
+        None,
+        Some(json!({"txn_id": txn, "otp": otp})),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    let (s, v) = call(&http, reqwest::Method::POST, format!("{base}/v1/beneficiaries"), Some(&token),
+        Some(json!({"name": "Ravi Kumar", "birth_year": 1979, "gender": "male", "id_type": "pan", "id_number": pan})), None).await;
+    (token, s, v)
+}
+
+/// The secrets in a data directory's `secrets.toml`: (token_key, person_key).
+fn stored_secrets(data_dir: &Path) -> (String, String) {
+    let text = std::fs::read_to_string(data_dir.join("secrets.toml")).unwrap();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} = ")))
+            .unwrap()
+            .trim_matches('"')
+            .to_string()
+    };
+    (field("token_key"), field("person_key"))
+}
+
+/// A second host (a fresh data directory) on a database that already holds people: without the
+/// database's secrets it refuses to start (exit 2, naming the key), instead of generating new
+/// ones that would let the same photo-ID register twice and refuse every token; with them it
+/// serves, the old token works and the photo-ID is still taken.
+async fn fresh_data_dir_beside_existing_database(database_url: Option<String>, dir: &Path) {
+    let first = Target {
+        database_url: database_url.clone(),
+        data_dir: dir.join("host-a"),
+    };
+    let otp_file = dir.join("otp.jsonl");
+    let server = Server::start(&first, &otp_file);
+    let base = format!("http://{}", server.base.trim_start_matches("http://"));
+    let (token, s, v) = register(&base, &otp_file, "9811111111", "ABCDE1234F").await;
+    assert_eq!(s, 201, "{v}");
+    let (code, _) = server.terminate();
+    assert_eq!(code, 0);
+    let (token_key, person_key) = stored_secrets(&first.data_dir);
+
+    // The embedded store lives in the data directory: what a "new host" loses there is the
+    // secrets file alone.
+    let second = match &database_url {
+        Some(_) => Target {
+            database_url: database_url.clone(),
+            data_dir: dir.join("host-b"),
+        },
+        None => {
+            std::fs::rename(
+                first.data_dir.join("secrets.toml"),
+                dir.join("secrets.toml.moved"),
+            )
+            .unwrap();
+            first.clone()
+        }
+    };
+    let (code, err) = serve_refused(&second, &otp_file, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("person_key_secret"), "{err}");
+    assert!(
+        !second.data_dir.join("secrets.toml").exists(),
+        "secrets were generated"
+    );
+
+    // A wrong secret is refused too, naming the key; the value is not echoed.
+    let wrong = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let (code, err) = serve_refused(
+        &second,
+        &otp_file,
+        &[
+            ("KATAAR_PERSON_KEY_SECRET", wrong),
+            ("KATAAR_TOKEN_SECRET", &token_key),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("person_key_secret"), "{err}");
+    assert!(!err.contains(wrong), "{err}");
+    let (code, err) = serve_refused(
+        &second,
+        &otp_file,
+        &[
+            ("KATAAR_PERSON_KEY_SECRET", &person_key),
+            ("KATAAR_TOKEN_SECRET", wrong),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("token_secret"), "{err}");
+
+    // With the database's secrets configured, the second host serves as the first did.
+    let server = Server::spawn_with_env(
+        &second,
+        &otp_file,
+        &[
+            ("KATAAR_PERSON_KEY_SECRET", &person_key),
+            ("KATAAR_TOKEN_SECRET", &token_key),
+        ],
+    );
+    let base = format!("http://{}", server.base.trim_start_matches("http://"));
+    let http = reqwest::Client::new();
+    let (s, v) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{base}/v1/beneficiaries"),
+        Some(&token),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "the first host's token is refused: {v}");
+    let (_, s, v) = register(&base, &otp_file, "9822222222", "ABCDE1234F").await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["code"], "id_already_registered", "{v}");
+    let (code, log) = server.terminate();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        !log.contains(&person_key) && !log.contains(&token_key),
+        "a secret reached the log"
+    );
+}
+
+#[tokio::test]
+async fn postgres_fresh_data_dir_needs_the_database_secrets() {
+    let name = format!("kataar_bin_secrets_{}", std::process::id());
+    let admin = pg_admin().await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let path = dir.path().to_path_buf();
+    let outcome =
+        tokio::spawn(
+            async move { fresh_data_dir_beside_existing_database(Some(url), &path).await },
+        )
+        .await;
+    let _ = admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&name],
+        )
+        .await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test]
+async fn embedded_store_without_its_secrets_file_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    fresh_data_dir_beside_existing_database(None, dir.path()).await;
 }

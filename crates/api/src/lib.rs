@@ -52,7 +52,7 @@ pub use error::{ApiError, ErrorBody, RequestId};
 pub use extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 pub use metrics::init_metrics;
 pub use middleware::KeepErrorBody;
-pub use ops::{openapi_base, Ops, Readiness};
+pub use ops::{openapi_base, Ops, Readiness, ReadinessProbe};
 pub use server::{raise_nofile_limit, serve, ServerLimits};
 
 /// How often histogram upkeep runs on the Prometheus handle.

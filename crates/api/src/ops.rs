@@ -1,8 +1,9 @@
 //! Operations routes: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //!
 //! - `GET /healthz` → `200 {"status":"ok"}` while the process runs.
-//! - `GET /readyz` → `200 {"status":"ready"}` once [`Readiness::set_ready`] was called, else
-//!   `503 not_ready` with `details.reason` and `Retry-After`.
+//! - `GET /readyz` → `200 {"status":"ready"}` once [`Readiness::set_ready`] was called and
+//!   while its probe (the server's live state) passes, else `503 not_ready` with
+//!   `details.reason` and `Retry-After`.
 //! - `GET /metrics` → Prometheus text (on the main port unless `metrics_listen` moves it).
 //! - `GET /openapi.json` → the OpenAPI 3.1 document: [`openapi_base`] (these routes and the
 //!   error schema) merged with the handlers' documents by the caller.
@@ -24,11 +25,25 @@ use crate::error::{ApiError, ErrorBody, ErrorObject};
 /// `Retry-After` while not ready.
 pub const NOT_READY_RETRY_AFTER_S: u32 = 1;
 
+/// A live check of the state readiness derives from: `Err(reason)` when not ready.
+pub type ReadinessProbe = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// Whether the process may take traffic. Starts not ready (`"starting"`). Cheap to clone.
-#[derive(Clone, Debug)]
+/// Ready means: [`Readiness::set_ready`] was called (start-up is over) and the probe, if one
+/// is set ([`Readiness::set_probe`]), passes at the moment of the request.
+#[derive(Clone)]
 pub struct Readiness {
     /// `None` when ready, else why not.
     reason: Arc<RwLock<Option<String>>>,
+    probe: Arc<RwLock<Option<ReadinessProbe>>>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("status", &self.status())
+            .finish()
+    }
 }
 
 impl Default for Readiness {
@@ -42,7 +57,14 @@ impl Readiness {
     pub fn new() -> Self {
         Self {
             reason: Arc::new(RwLock::new(Some("starting".to_owned()))),
+            probe: Arc::new(RwLock::new(None)),
         }
+    }
+
+    /// Derive readiness from live state too: once start-up is over, `/readyz` answers what
+    /// `probe` says at that moment.
+    pub fn set_probe(&self, probe: ReadinessProbe) {
+        *self.probe.write() = Some(probe);
     }
 
     /// Report ready.
@@ -58,9 +80,13 @@ impl Readiness {
 
     /// `Ok(())` when ready, else the reason.
     pub fn status(&self) -> Result<(), String> {
-        match &*self.reason.read() {
+        if let Some(reason) = &*self.reason.read() {
+            return Err(reason.clone());
+        }
+        let probe = self.probe.read().clone();
+        match probe {
+            Some(probe) => probe(),
             None => Ok(()),
-            Some(reason) => Err(reason.clone()),
         }
     }
 }

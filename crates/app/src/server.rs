@@ -1,13 +1,25 @@
-//! The whole server: core start-up, the demo drive, the router, the listener, and an orderly
-//! stop (stop accepting → drain requests → the writer commits its last batch → exit).
+//! The whole server: core start-up, the demo drive, the router, the listener, `/readyz` from
+//! live state, and an orderly stop (stop accepting → drain requests → the writer commits its
+//! last batch → exit), also when the store writer can no longer commit (exit non-zero).
 
 use crate::demo::{self, DemoDrive};
 use crate::startup;
 use crate::state::AppState;
 use anyhow::Context;
+use kataar_admission::BreakerState;
 use kataar_api::{bind, build_app, init_metrics, openapi_base, run_server, Config, Ops, Readiness};
+use kataar_store::WriterHealth;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the store is pinged for `/readyz`, in milliseconds.
+pub const READYZ_PING_EVERY_MS: u64 = 1_000;
+/// `/readyz` reports `store unreachable` when no ping succeeded for this long, in
+/// milliseconds (also the deadline of one ping).
+pub const READYZ_PING_STALE_MS: u64 = 5_000;
 
 /// What the caller learns once the server is listening.
 pub struct Listening {
@@ -56,21 +68,32 @@ pub async fn run(
     let app = build_app(api, state.clone(), &ops, &limits);
     let addr = listener.local_addr()?;
     crate::metrics::spawn_capacity_gauges(state.clone());
+    readiness.set_probe(readiness_probe(&state));
     readiness.set_ready();
     on_listening(Listening {
         addr,
         demo,
         state: state.clone(),
     });
-    let served = run_server(
-        listener,
-        metrics_listener,
-        app,
-        &ops,
-        limits.clone(),
-        shutdown,
-    )
-    .await;
+    // A writer that can no longer commit (fenced by a newer server, or panicked) stops the
+    // process the orderly way: stop accepting, drain, exit non-zero.
+    let writer_failure = Arc::new(parking_lot::Mutex::new(None::<&'static str>));
+    let stop = {
+        let writer = state.writer.clone();
+        let failure = writer_failure.clone();
+        let readiness = readiness.clone();
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                reason = writer.failed() => {
+                    tracing::error!(reason, "the store writer can no longer commit; stopping");
+                    readiness.set_not_ready("store writer stopped");
+                    *failure.lock() = Some(reason);
+                }
+            }
+        }
+    };
+    let served = run_server(listener, metrics_listener, app, &ops, limits.clone(), stop).await;
     state.writer.shutdown();
     let grace = limits.shutdown_grace;
     if tokio::time::timeout(grace, started.writer_join)
@@ -80,7 +103,62 @@ pub async fn run(
         tracing::warn!("the store writer did not drain within the grace period");
     }
     state.otp_sender.close(grace).await;
-    served.context("serving failed")
+    served.context("serving failed")?;
+    let failure = *writer_failure.lock();
+    match failure {
+        Some(reason) => Err(anyhow::anyhow!(
+            "stopped: the store writer was {reason}; nothing more could be made durable"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `/readyz` from live state: the writer can commit, the store breaker is closed, and the
+/// store answered a ping within [`READYZ_PING_STALE_MS`] (pinged every
+/// [`READYZ_PING_EVERY_MS`] by a task started here). The inventory is loaded before the
+/// probe is set.
+fn readiness_probe(state: &AppState) -> kataar_api::ReadinessProbe {
+    let began = Instant::now();
+    let last_ok_ms = Arc::new(AtomicU64::new(0));
+    {
+        let store = state.store.clone();
+        let last_ok_ms = last_ok_ms.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(READYZ_PING_EVERY_MS));
+            loop {
+                tick.tick().await;
+                let ping =
+                    tokio::time::timeout(Duration::from_millis(READYZ_PING_STALE_MS), store.ping())
+                        .await;
+                if let Ok(Ok(())) = ping {
+                    let now = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    last_ok_ms.store(now.max(1), Ordering::Relaxed);
+                } else {
+                    tracing::warn!("store ping failed");
+                }
+            }
+        });
+    }
+    let writer = state.writer.clone();
+    let breaker = state.admission.breaker().clone();
+    Arc::new(move || {
+        if writer.health() != WriterHealth::Running {
+            return Err("store writer stopped".into());
+        }
+        if breaker.state() == BreakerState::Open {
+            return Err("store breaker open".into());
+        }
+        let last = last_ok_ms.load(Ordering::Relaxed);
+        let now = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // Until the first ping answers, start-up's own load stands in for it.
+        if last != 0 && now.saturating_sub(last) > READYZ_PING_STALE_MS {
+            return Err("store unreachable".into());
+        }
+        if last == 0 && now > READYZ_PING_STALE_MS {
+            return Err("store unreachable".into());
+        }
+        Ok(())
+    })
 }
 
 /// The walk-through printed with `--demo` (to stderr; stdout carries only the listening line).

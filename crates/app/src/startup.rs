@@ -1,5 +1,5 @@
-//! Start-up: open the store, rebuild the engine from it, start the writer, load secrets and
-//! the identity services, and (with `--demo`) publish the demo drive into an empty store.
+//! Start-up: open the store, check the secrets against it, take the writer epoch, rebuild the
+//! engine from the store, start the writer and the identity services, and (with `--demo`) publish the demo drive into an empty store.
 
 use crate::state::{AppState, Inner, SystemClock};
 use anyhow::Context;
@@ -8,7 +8,7 @@ use kataar_api::Config;
 use kataar_domain::BatchId;
 use kataar_identity::{
     OtpConfig, OtpDispatcher, OtpManager, OtpSenderSpec, PersonKeyer, SecretOverrides, Secrets,
-    TokenSigner,
+    SecretsError, TokenSigner,
 };
 use kataar_inventory::Inventory;
 use kataar_store::{PgOptions, PgStore, SqliteStore, Store, Writer, WriterConfig};
@@ -65,11 +65,123 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
-/// Starts everything below the HTTP layer.
+/// A start-up refusal caused by the configuration (the CLI exits 2 on it, per the contract's
+/// exit codes); the message names the key to set.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// The secrets stored data depends on, each with the configuration key and environment
+/// variable that sets it. Their check values are kept in the store.
+pub const CHECKED_SECRETS: [(&str, &str, &str); 2] = [
+    (
+        "person_key",
+        "person_key_secret",
+        "KATAAR_PERSON_KEY_SECRET",
+    ),
+    ("token_key", "token_secret", "KATAAR_TOKEN_SECRET"),
+];
+
+/// Loads the secrets and checks them against the store.
+///
+/// Secrets are generated (into `data_dir`, with a warning) only when the database is new:
+/// it stores no check value and holds no account or beneficiary. Otherwise every secret
+/// must be configured or be in `data_dir/secrets.toml`, and each of [`CHECKED_SECRETS`]
+/// must reproduce the check value the database stores (a database without one, from before
+/// check values, records the current one). A wrong or missing secret is a [`ConfigError`]
+/// naming the key: serving with it would key photo-IDs differently (dedup, D, silently
+/// off) and refuse every citizen's token.
+pub async fn load_secrets(config: &Config, store: &dyn Store) -> anyhow::Result<Secrets> {
+    let overrides = SecretOverrides {
+        token_key: config.token_secret.clone(),
+        person_key: config.person_key_secret.clone(),
+        otp_key: config.otp_secret.clone(),
+    };
+    let mut any_check = false;
+    for (name, _, _) in CHECKED_SECRETS {
+        any_check |= store
+            .secret_check(name)
+            .await
+            .context("cannot read the secret check values")?
+            .is_some();
+    }
+    let new_database = !any_check
+        && !store
+            .holds_people()
+            .await
+            .context("cannot read the store")?;
+    let secrets = if new_database {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+        let (secrets, generated) = Secrets::load_or_generate(&config.data_dir, overrides)
+            .context("cannot load the secrets")?;
+        for name in generated {
+            tracing::warn!(
+                secret = %name,
+                data_dir = %config.data_dir.display(),
+                backend = store.backend(),
+                "secret not configured; generated one into the data directory for this new \
+                 database (every other server on this database must be given the same secret)"
+            );
+        }
+        secrets
+    } else {
+        match Secrets::load_existing(&config.data_dir, overrides) {
+            Ok(secrets) => secrets,
+            Err(SecretsError::Missing { name, path }) => {
+                let (key, env) = secret_key_names(name);
+                return Err(ConfigError(format!(
+                    "key `{key}` ({env}) is not set and {} does not hold it, but the database \
+                     already holds data keyed with the server's secrets; set \
+                     `person_key_secret` (KATAAR_PERSON_KEY_SECRET) and `token_secret` \
+                     (KATAAR_TOKEN_SECRET) to the secrets this database was started with (new \
+                     ones would switch off duplicate detection and refuse every token)",
+                    path.display()
+                ))
+                .into());
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("cannot load the secrets")),
+        }
+    };
+    for (name, key, env) in CHECKED_SECRETS {
+        let mine = secrets
+            .check_value(name)
+            .ok_or_else(|| anyhow::anyhow!("no check value for secret {name}"))?;
+        let stored = store
+            .record_secret_check(name, &mine)
+            .await
+            .context("cannot store the secret check values")?;
+        if stored != mine {
+            return Err(ConfigError(format!(
+                "key `{key}` ({env}, or {name} in the data directory's secrets file) does not \
+                 match the secret this database was started with (the database keeps a check \
+                 value of it); set `{key}` to that secret"
+            ))
+            .into());
+        }
+    }
+    Ok(secrets)
+}
+
+fn secret_key_names(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "person_key" => ("person_key_secret", "KATAAR_PERSON_KEY_SECRET"),
+        "token_key" => ("token_secret", "KATAAR_TOKEN_SECRET"),
+        _ => ("otp_secret", "KATAAR_OTP_SECRET"),
+    }
+}
+
+/// Starts everything below the HTTP layer: secrets checked against the store, then the
+/// writer epoch taken (which fences any older writer: its later commits fail), then the
+/// inventory loaded, so the load sees every batch the old writer committed and the new
+/// writer's batch and entity ids start above all of them.
 pub async fn start(config: &Config) -> anyhow::Result<Started> {
     let store = open_store(config).await?;
+    let secrets = load_secrets(config, store.as_ref()).await?;
     let began = Instant::now();
-    let snapshot = store.load().await.context("cannot load the store")?;
+    let (epoch, snapshot) = kataar_store::take_over(store.as_ref())
+        .await
+        .context("cannot take the writer epoch and load the store")?;
     let first_batch = BatchId(snapshot.batch_id_max + 1);
     let inv = Inventory::from_snapshot(snapshot)
         .map_err(|e| anyhow::anyhow!("the store holds inconsistent data: {e}"))?;
@@ -80,10 +192,6 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         recovery_ms = recovery.as_millis() as u64,
         "inventory rebuilt from the store"
     );
-    let epoch = store
-        .acquire_epoch()
-        .await
-        .context("cannot take the writer epoch")?;
     let writer_cfg = WriterConfig {
         batch_events_max: usize::try_from(config.batch_events_max).unwrap_or(512),
         queue_events_max: usize::try_from(config.writer_queue_events_max).unwrap_or(65_536),
@@ -92,24 +200,6 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
     let commit_wait = writer_cfg.commit_timeout + Duration::from_millis(COMMIT_WAIT_SLACK_MS);
     let (writer, writer_join) = Writer::spawn(store.clone(), writer_cfg, epoch, first_batch);
 
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    let (secrets, generated) = Secrets::load_or_generate(
-        &config.data_dir,
-        SecretOverrides {
-            token_key: config.token_secret.clone(),
-            person_key: config.person_key_secret.clone(),
-            otp_key: config.otp_secret.clone(),
-        },
-    )
-    .context("cannot load the secrets")?;
-    for name in generated {
-        tracing::warn!(
-            secret = %name,
-            data_dir = %config.data_dir.display(),
-            "secret not configured; generated one into the data directory"
-        );
-    }
     let spec =
         OtpSenderSpec::parse(config.otp_sender_effective()).context("otp_sender is not valid")?;
     let otp_sender =

@@ -5,7 +5,9 @@
 //! first start, file mode 0600, so that every later start (and `kataar admin`) uses the same one.
 //! The caller logs a warning naming what was generated, never the values. The person key must
 //! never change once IDs have been keyed with it: a secrets file that cannot be read or parsed is
-//! an error, never a reason to generate new secrets.
+//! an error, never a reason to generate new secrets. Against a database that already holds
+//! data the server uses [`Secrets::load_existing`], which never generates, and compares each
+//! secret's [`Secrets::check_value`] with the one the database stores.
 //!
 //! File format (lowercase hex strings; keys absent from it are generated and added):
 //! ```toml
@@ -32,6 +34,9 @@ pub const SECRET_BYTES_MIN: usize = 16;
 pub const SECRET_CHARS_MAX: usize = 1024;
 /// Times the first-start write is retried when another process creates the file at the same time.
 pub const SECRETS_WRITE_ATTEMPTS_MAX: u32 = 3;
+
+/// The label a secret's check value is the HMAC of (followed by the secret's name).
+pub const SECRET_CHECK_LABEL: &str = "kataar secret check v1: ";
 
 /// The names of the three secrets, as in the file and in [`SecretsError`].
 pub const SECRET_NAMES: [&str; 3] = ["token_key", "person_key", "otp_key"];
@@ -102,6 +107,14 @@ pub enum SecretsError {
     #[error("{path} is not a valid secrets file (expected TOML with hex strings token_key, person_key, otp_key); fix or restore it: new secrets would orphan every stored person key")]
     Parse {
         /// The file.
+        path: PathBuf,
+    },
+    /// A secret is neither configured nor in the secrets file, and may not be generated.
+    #[error("secret {name} is not configured and {path} does not hold it")]
+    Missing {
+        /// Which secret.
+        name: &'static str,
+        /// The secrets file looked in.
         path: PathBuf,
     },
     /// Another process kept rewriting the file while this one tried to create it.
@@ -258,6 +271,71 @@ impl Secrets {
             },
             generated,
         ))
+    }
+
+    /// Loads the secrets like [`Secrets::load_or_generate`] but never writes one: a token or
+    /// person key neither configured nor in `data_dir/secrets.toml` is
+    /// [`SecretsError::Missing`]; a missing OTP key is drawn for this process only (OTP
+    /// hashes are never stored). For a server starting against a database that already
+    /// holds data keyed with secrets.
+    pub fn load_existing(
+        data_dir: &Path,
+        from_config: SecretOverrides,
+    ) -> Result<Secrets, SecretsError> {
+        let configured = [
+            &from_config.token_key,
+            &from_config.person_key,
+            &from_config.otp_key,
+        ];
+        let path = data_dir.join(SECRETS_FILE_NAME);
+        let origin = path.display().to_string();
+        let file = if configured.iter().any(|v| v.is_none()) {
+            read_file(&path)?.unwrap_or_default()
+        } else {
+            FileSecrets::default()
+        };
+        let mut values: Vec<Vec<u8>> = Vec::with_capacity(3);
+        for (i, v) in configured.iter().enumerate() {
+            let value = match (v, file.get(i)) {
+                (Some(v), _) => decode_secret(SECRET_NAMES[i], "configuration", v)?,
+                (None, Some(v)) => decode_secret(SECRET_NAMES[i], &origin, v)?,
+                // OTP hashes live in memory only: a key for this process's life will do.
+                (None, None) if SECRET_NAMES[i] == "otp_key" => random_secret(),
+                (None, None) => {
+                    return Err(SecretsError::Missing {
+                        name: SECRET_NAMES[i],
+                        path,
+                    })
+                }
+            };
+            values.push(value);
+        }
+        let otp_key = values.pop().unwrap_or_default();
+        let person_key = values.pop().unwrap_or_default();
+        let token_key = values.pop().unwrap_or_default();
+        Ok(Secrets {
+            token_key,
+            person_key,
+            otp_key,
+        })
+    }
+
+    /// The check value of the secret `name` (one of [`SECRET_NAMES`]): hex HMAC-SHA256 of
+    /// the fixed label [`SECRET_CHECK_LABEL`] under that secret. Stored beside the data the
+    /// secret keys, it shows whether a configured secret is the one the data was written
+    /// with, and reveals nothing of the secret.
+    pub fn check_value(&self, name: &str) -> Option<String> {
+        use hmac::{Hmac, Mac};
+        let key = match name {
+            "token_key" => &self.token_key,
+            "person_key" => &self.person_key,
+            "otp_key" => &self.otp_key,
+            _ => return None,
+        };
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).ok()?;
+        mac.update(SECRET_CHECK_LABEL.as_bytes());
+        mac.update(name.as_bytes());
+        Some(hex::encode(mac.finalize().into_bytes()))
     }
 
     fn fill_from_file(
@@ -461,6 +539,39 @@ mod tests {
             Secrets::load_or_generate(dir.path(), SecretOverrides::default()).unwrap();
         assert!(none.is_empty());
         assert_eq!(again, s);
+    }
+
+    #[test]
+    fn load_existing_never_generates() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Secrets::load_existing(dir.path(), SecretOverrides::default()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SecretsError::Missing {
+                    name: "token_key",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!dir.path().join(SECRETS_FILE_NAME).exists());
+        let (made, _) = Secrets::load_or_generate(dir.path(), SecretOverrides::default()).unwrap();
+        let loaded = Secrets::load_existing(dir.path(), SecretOverrides::default()).unwrap();
+        assert_eq!(made, loaded);
+    }
+
+    #[test]
+    fn check_values_tell_secrets_apart_and_hide_them() {
+        let a = Secrets::generate();
+        let b = Secrets::generate();
+        let ca = a.check_value("person_key").unwrap();
+        assert_eq!(ca.len(), 64);
+        assert_eq!(Some(ca.clone()), a.clone().check_value("person_key"));
+        assert_ne!(Some(ca.clone()), b.check_value("person_key"));
+        assert_ne!(a.check_value("token_key"), a.check_value("person_key"));
+        assert!(!ca.contains(&hex::encode(&a.person_key)));
+        assert_eq!(a.check_value("nope"), None);
     }
 
     #[test]

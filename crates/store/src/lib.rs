@@ -34,9 +34,10 @@ pub mod writer;
 pub use error::StoreError;
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
-pub use store::Store;
+pub use store::{take_over, Store};
 pub use writer::{
-    CommitError, CommitTicket, SubmitError, Writer, WriterConfig, WriterHandle, WriterPositions,
+    CommitError, CommitTicket, SubmitError, Writer, WriterConfig, WriterHandle, WriterHealth,
+    WriterPositions,
 };
 
 use std::sync::Arc;

@@ -26,6 +26,8 @@ pub const QUEUE_EVENTS: &str = "kataar_store_queue_events";
 pub const COMMIT_FAILURES_TOTAL: &str = "kataar_store_commit_failures_total";
 /// In-doubt batches resolved, label `outcome` (`committed` or `failed`).
 pub const IN_DOUBT_TOTAL: &str = "kataar_store_in_doubt_total";
+/// Batches refused by a constraint and split in two to find the offending job.
+pub const BATCH_SPLITS_TOTAL: &str = "kataar_store_batch_splits_total";
 
 /// Buckets of [`BATCH_EVENTS`]: powers of two from 1 to 1024.
 pub const BATCH_EVENTS_BUCKETS: [f64; 11] = [
@@ -46,6 +48,10 @@ pub fn describe() {
     metrics::describe_counter!(
         COMMIT_FAILURES_TOTAL,
         "Store batches not committed, by reason"
+    );
+    metrics::describe_counter!(
+        BATCH_SPLITS_TOTAL,
+        "Store batches refused by a constraint and split to isolate the offending job"
     );
     metrics::describe_counter!(
         IN_DOUBT_TOTAL,

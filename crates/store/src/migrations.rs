@@ -9,11 +9,24 @@
 pub type Migration = (i32, &'static str, &'static str);
 
 /// PostgreSQL migrations, in order.
-pub const PG_MIGRATIONS: &[Migration] = &[(1, "init", include_str!("migrations/pg_0001_init.sql"))];
+pub const PG_MIGRATIONS: &[Migration] = &[
+    (1, "init", include_str!("migrations/pg_0001_init.sql")),
+    (
+        2,
+        "secret_checks",
+        include_str!("migrations/pg_0002_secret_checks.sql"),
+    ),
+];
 
 /// SQLite migrations, in order (the same versions as PostgreSQL).
-pub const SQLITE_MIGRATIONS: &[Migration] =
-    &[(1, "init", include_str!("migrations/sqlite_0001_init.sql"))];
+pub const SQLITE_MIGRATIONS: &[Migration] = &[
+    (1, "init", include_str!("migrations/sqlite_0001_init.sql")),
+    (
+        2,
+        "secret_checks",
+        include_str!("migrations/sqlite_0002_secret_checks.sql"),
+    ),
+];
 
 /// The advisory lock key the PostgreSQL runner holds ("kataar" in ASCII).
 pub const PG_MIGRATION_LOCK_KEY: i64 = 0x6b61_7461_6172;

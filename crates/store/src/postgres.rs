@@ -1118,12 +1118,12 @@ impl Store for PgStore {
         ))
     }
 
-    async fn batch_committed(&self, batch_id: BatchId) -> Result<bool, StoreError> {
+    async fn batch_committed(&self, batch_id: BatchId, epoch: u64) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT 1 FROM batches WHERE batch_id = $1",
-                &[&id_to_db(batch_id.0)],
+                "SELECT 1 FROM batches WHERE batch_id = $1 AND epoch = $2",
+                &[&id_to_db(batch_id.0), &id_to_db(epoch)],
             )
             .await
             .map_err(|e| from_pg(&e))?;
@@ -1185,6 +1185,54 @@ impl Store for PgStore {
         let mut stored = key.clone();
         stored.operator_id = OperatorId(u64::try_from(id).unwrap_or(0));
         Ok(stored)
+    }
+
+    async fn secret_check(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT check_value FROM secret_checks WHERE name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(|e| from_pg(&e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn record_secret_check(
+        &self,
+        name: &str,
+        check_value: &str,
+    ) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO secret_checks (name, check_value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name, &check_value],
+            )
+            .await
+            .map_err(|e| from_pg(&e))?;
+        let row = client
+            .query_one(
+                "SELECT check_value FROM secret_checks WHERE name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(|e| from_pg(&e))?;
+        Ok(row.get(0))
+    }
+
+    async fn holds_people(&self) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM accounts) OR EXISTS (SELECT 1 FROM beneficiaries)",
+                &[],
+            )
+            .await
+            .map_err(|e| from_pg(&e))?;
+        Ok(row.get(0))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

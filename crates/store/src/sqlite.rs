@@ -892,11 +892,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn batch_committed(&self, batch_id: BatchId) -> Result<bool, StoreError> {
+    async fn batch_committed(&self, batch_id: BatchId, epoch: u64) -> Result<bool, StoreError> {
         self.with_read(move |conn| {
             conn.query_row(
-                "SELECT 1 FROM batches WHERE batch_id = ?1",
-                [id_to_db(batch_id.0)],
+                "SELECT 1 FROM batches WHERE batch_id = ?1 AND epoch = ?2",
+                [id_to_db(batch_id.0), id_to_db(epoch)],
                 |_| Ok(()),
             )
             .optional()
@@ -964,6 +964,55 @@ impl Store for SqliteStore {
             let mut stored = key;
             stored.operator_id = OperatorId(u64::try_from(id).unwrap_or(0));
             Ok(stored)
+        })
+        .await
+    }
+
+    async fn secret_check(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let name = name.to_string();
+        self.with_read(move |conn| {
+            conn.query_row(
+                "SELECT check_value FROM secret_checks WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| from_sqlite(&e))
+        })
+        .await
+    }
+
+    async fn record_secret_check(
+        &self,
+        name: &str,
+        check_value: &str,
+    ) -> Result<String, StoreError> {
+        let (name, value) = (name.to_string(), check_value.to_string());
+        self.with_write(move |conn| {
+            conn.execute(
+                "INSERT INTO secret_checks (name, check_value, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO NOTHING",
+                params![name, value, ts(Utc::now())],
+            )
+            .map_err(|e| from_sqlite(&e))?;
+            conn.query_row(
+                "SELECT check_value FROM secret_checks WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .map_err(|e| from_sqlite(&e))
+        })
+        .await
+    }
+
+    async fn holds_people(&self) -> Result<bool, StoreError> {
+        self.with_read(|conn| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM accounts) OR EXISTS (SELECT 1 FROM beneficiaries)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| from_sqlite(&e))
         })
         .await
     }

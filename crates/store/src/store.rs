@@ -41,8 +41,10 @@ pub trait Store: Send + Sync + 'static {
     /// error and its outcome is read back with [`Store::batch_committed`].
     async fn abort_commit(&self, batch_id: BatchId) -> Result<(), StoreError>;
 
-    /// Whether batch `batch_id` was committed.
-    async fn batch_committed(&self, batch_id: BatchId) -> Result<bool, StoreError>;
+    /// Whether batch `batch_id` was committed by the writer of `epoch`. A row with the same
+    /// batch id from another epoch (a newer writer that took over and numbered on) is not
+    /// this writer's batch.
+    async fn batch_committed(&self, batch_id: BatchId, epoch: u64) -> Result<bool, StoreError>;
 
     /// The audit log after `after_id`, oldest first, at most `limit` (clamped to
     /// [`AUDIT_PAGE_MAX`]) records.
@@ -67,6 +69,31 @@ pub trait Store: Send + Sync + 'static {
         ))
     }
 
+    /// The check value stored for the server secret `name` (see [`Store::record_secret_check`]),
+    /// if any.
+    async fn secret_check(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let _ = name;
+        Err(no_secret_checks())
+    }
+
+    /// Stores `check_value` for the secret `name` unless one is stored already, and returns
+    /// the stored one (so of two servers starting at once on a new database, the second
+    /// learns the first's value and can refuse a different secret).
+    async fn record_secret_check(
+        &self,
+        name: &str,
+        check_value: &str,
+    ) -> Result<String, StoreError> {
+        let _ = (name, check_value);
+        Err(no_secret_checks())
+    }
+
+    /// Whether the database holds any account or beneficiary (data that server secrets
+    /// were applied to).
+    async fn holds_people(&self) -> Result<bool, StoreError> {
+        Err(no_secret_checks())
+    }
+
     /// A cheap round trip to the database.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -75,6 +102,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// `"postgres"` or `"sqlite"`, for logs and metrics.
     fn backend(&self) -> &'static str;
+}
+
+/// Takes the store over for a new writer: first the epoch (fencing any older writer, whose
+/// later commits fail with [`StoreError::Fenced`], and waiting for its commit in progress),
+/// then the load. So the snapshot holds every batch an older writer committed, and batch ids
+/// from `snapshot.batch_id_max + 1` and entity ids above the snapshot's maxima cannot collide
+/// with anything an older writer still tries to write. Returns the epoch and the snapshot.
+pub async fn take_over(store: &dyn Store) -> Result<(u64, Snapshot), StoreError> {
+    let epoch = store.acquire_epoch().await?;
+    let snapshot = store.load().await?;
+    Ok((epoch, snapshot))
+}
+
+fn no_secret_checks() -> StoreError {
+    StoreError::Unavailable("this store keeps no secret checks".into())
 }
 
 /// The idempotency cut-off used by `load`: records created before it are not loaded.

@@ -9,7 +9,7 @@
 //! A commit is never cancelled by dropping its future: it runs in a spawned task. Past
 //! `commit_timeout`, or when the store says [`StoreError::InDoubt`], the batch is *in
 //! doubt*: the writer ends it from outside ([`Store::abort_commit`]), waits for the task to
-//! end, then reads the outcome back with [`Store::batch_committed`], retrying with bounded
+//! end, then reads the outcome back with [`Store::batch_committed`] (batch id *and* epoch), retrying with bounded
 //! backoff until it gets an answer. Only then are callers told, so they only ever see
 //! "committed" or "not written".
 //!
@@ -19,6 +19,10 @@
 //!
 //! Shutdown ([`WriterHandle::shutdown`], or dropping every handle): stop admitting (later
 //! submits get [`SubmitError::Closed`]), drain what is queued in batches, exit.
+//!
+//! Health ([`WriterHandle::health`], [`WriterHandle::failed`]): a writer that was fenced (a
+//! newer epoch took over) or whose task panicked can commit nothing more; the server watches
+//! for it and stops instead of refusing every write for ever.
 
 use crate::error::StoreError;
 use crate::metrics as m;
@@ -32,7 +36,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// First wait between read-back attempts of an in-doubt batch, in milliseconds.
@@ -130,6 +134,32 @@ struct Shared {
     queue_events_max: usize,
     queued_batch: AtomicU64,
     committed_batch: AtomicU64,
+    health: watch::Sender<WriterHealth>,
+}
+
+/// Whether the writer can still make anything durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriterHealth {
+    /// Committing.
+    Running,
+    /// Another writer took a newer epoch: every later batch is refused. The process must
+    /// stop (another server serves this database now).
+    Fenced,
+    /// The writer task panicked: nothing more will be committed.
+    Panicked,
+    /// Stopped after a shutdown (or every handle was dropped).
+    Stopped,
+}
+
+impl WriterHealth {
+    /// Why the writer can no longer commit, if it cannot and was not asked to stop.
+    pub fn failure(self) -> Option<&'static str> {
+        match self {
+            WriterHealth::Fenced => Some("fenced by a newer epoch (another server took over)"),
+            WriterHealth::Panicked => Some("ended by a panic"),
+            WriterHealth::Running | WriterHealth::Stopped => None,
+        }
+    }
 }
 
 /// A cloneable way to submit events to the writer.
@@ -188,6 +218,25 @@ impl WriterHandle {
         self.shared.queued_events.load(Ordering::Acquire)
     }
 
+    /// The writer's health now.
+    pub fn health(&self) -> WriterHealth {
+        *self.shared.health.borrow()
+    }
+
+    /// Completes when the writer can no longer commit for a reason other than a shutdown
+    /// (fenced, or its task panicked), with that reason. Never completes otherwise.
+    pub async fn failed(&self) -> &'static str {
+        let mut rx = self.shared.health.subscribe();
+        loop {
+            if let Some(reason) = rx.borrow_and_update().failure() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     /// The durability positions.
     pub fn positions(&self) -> WriterPositions {
         let committed = self.shared.committed_batch.load(Ordering::Acquire);
@@ -239,6 +288,7 @@ impl Writer {
             queue_events_max: cfg.queue_events_max,
             queued_batch: AtomicU64::new(first_batch_id.0 - 1),
             committed_batch: AtomicU64::new(first_batch_id.0 - 1),
+            health: watch::Sender::new(WriterHealth::Running),
         });
         let writer = Writer {
             store,
@@ -249,7 +299,22 @@ impl Writer {
             shared: Arc::clone(&shared),
             fenced: false,
         };
-        let join = tokio::spawn(writer.run());
+        let task = tokio::spawn(writer.run());
+        let watched = Arc::clone(&shared);
+        let join = tokio::spawn(async move {
+            let ended = match task.await {
+                Ok(()) => WriterHealth::Stopped,
+                Err(e) => {
+                    tracing::error!(error = %e, "the store writer task failed");
+                    WriterHealth::Panicked
+                }
+            };
+            watched.health.send_modify(|h| {
+                if *h == WriterHealth::Running {
+                    *h = ended;
+                }
+            });
+        });
         (WriterHandle { tx, shared }, join)
     }
 
@@ -303,7 +368,47 @@ impl Writer {
         );
     }
 
-    async fn commit_jobs(&mut self, mut jobs: Vec<Job>, events_n: usize) {
+    /// Commits the jobs taken from the queue. When a batch of several jobs is refused by a
+    /// constraint (one job's events conflict with the database), its halves are committed
+    /// again as batches of their own, down to single jobs, so only the offending job is
+    /// refused and its neighbours commit.
+    async fn commit_jobs(&mut self, jobs: Vec<Job>, _events_n: usize) {
+        let mut groups = vec![jobs];
+        while let Some(mut jobs) = groups.pop() {
+            let lens: Vec<usize> = jobs.iter().map(|j| j.events.len()).collect();
+            let events_n: usize = lens.iter().sum();
+            let mut events = Vec::with_capacity(events_n);
+            for job in &mut jobs {
+                events.append(&mut job.events);
+            }
+            let (reply, returned) = self.commit_batch(events, events_n).await;
+            if let (Err(CommitError::Failed), Some(mut events), true) =
+                (reply, returned, jobs.len() > 1)
+            {
+                for (job, len) in jobs.iter_mut().zip(&lens).rev() {
+                    job.events = events.split_off(events.len() - len);
+                }
+                metrics::counter!(m::BATCH_SPLITS_TOTAL).increment(1);
+                let right = jobs.split_off(jobs.len() / 2);
+                // The left half commits first: the jobs keep their queue order.
+                groups.push(right);
+                groups.push(jobs);
+                continue;
+            }
+            for job in jobs {
+                // A caller that stopped waiting does not matter to the others.
+                let _ = job.reply.send(reply);
+            }
+        }
+    }
+
+    /// Commits `events` as the next batch. Returns what its callers are told and, when the
+    /// batch was refused by a constraint, the events (so that its jobs can be retried apart).
+    async fn commit_batch(
+        &mut self,
+        events: Vec<Event>,
+        events_n: usize,
+    ) -> (Result<BatchId, CommitError>, Option<Vec<Event>>) {
         let batch_id = BatchId(self.next_batch_id);
         self.next_batch_id += 1;
         let committed_before = self.shared.committed_batch.load(Ordering::Acquire);
@@ -313,17 +418,13 @@ impl Writer {
             "durability positions out of order"
         );
 
-        let outcome = if self.fenced {
-            Outcome::Fenced
+        let (outcome, returned) = if self.fenced {
+            (Outcome::Fenced, None)
         } else {
-            let mut events = Vec::with_capacity(events_n);
-            for job in &mut jobs {
-                events.append(&mut job.events);
-            }
             let started = Instant::now();
-            let outcome = self.commit_resolved(batch_id, events).await;
+            let result = self.commit_resolved(batch_id, events).await;
             metrics::histogram!(m::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
-            outcome
+            result
         };
 
         let reply = match outcome {
@@ -350,30 +451,39 @@ impl Writer {
             Outcome::Fenced => {
                 if !self.fenced {
                     tracing::error!(epoch = self.epoch, "store writer fenced by a newer epoch");
+                    self.shared.health.send_replace(WriterHealth::Fenced);
                 }
                 self.fenced = true;
                 metrics::counter!(m::COMMIT_FAILURES_TOTAL, "reason" => "fenced").increment(1);
                 Err(CommitError::Fenced)
             }
         };
-        for job in jobs {
-            // A caller that stopped waiting does not matter to the others.
-            let _ = job.reply.send(reply);
-        }
+        (reply, returned)
     }
 
-    /// Commits one batch and returns its known outcome, resolving in-doubt commits.
-    async fn commit_resolved(&self, batch_id: BatchId, events: Vec<Event>) -> Outcome {
+    /// Commits one batch and returns its known outcome, resolving in-doubt commits; with a
+    /// constraint refusal, also the events back.
+    async fn commit_resolved(
+        &self,
+        batch_id: BatchId,
+        events: Vec<Event>,
+    ) -> (Outcome, Option<Vec<Event>>) {
         let store = Arc::clone(&self.store);
         let epoch = self.epoch;
-        let mut task = tokio::spawn(async move { store.commit(batch_id, epoch, &events).await });
+        let mut task = tokio::spawn(async move {
+            let result = store.commit(batch_id, epoch, &events).await;
+            (result, events)
+        });
         let timeout = self.cfg.commit_timeout;
         let first = tokio::time::timeout(timeout, &mut task).await;
         let doubt = match first {
-            Ok(Ok(result)) => match classify(result) {
-                Some(outcome) => return outcome,
-                None => "in_doubt",
-            },
+            Ok(Ok((result, events))) => {
+                let refused = matches!(result, Err(StoreError::Constraint(_)));
+                match classify(result) {
+                    Some(outcome) => return (outcome, refused.then_some(events)),
+                    None => "in_doubt",
+                }
+            }
             Ok(Err(_panic)) => "panic",
             Err(_elapsed) => {
                 tracing::warn!(batch_id = batch_id.0, "store commit past its deadline");
@@ -383,8 +493,8 @@ impl Writer {
                     }
                     match tokio::time::timeout(timeout, &mut task).await {
                         // Ended on its own right before the abort: its answer is final.
-                        Ok(Ok(Ok(()))) => return Outcome::Committed,
-                        Ok(Ok(Err(StoreError::Fenced))) => return Outcome::Fenced,
+                        Ok(Ok((Ok(()), _))) => return (Outcome::Committed, None),
+                        Ok(Ok((Err(StoreError::Fenced), _))) => return (Outcome::Fenced, None),
                         // Any error after an abort may hide a COMMIT that went through.
                         Ok(_) => break,
                         Err(_) => continue,
@@ -395,7 +505,7 @@ impl Writer {
         };
         // The transaction must be over on the server before its outcome is read.
         self.abort_until_done(batch_id).await;
-        self.read_back(batch_id, doubt).await
+        (self.read_back(batch_id, doubt).await, None)
     }
 
     async fn abort_until_done(&self, batch_id: BatchId) {
@@ -412,7 +522,7 @@ impl Writer {
         let mut backoff = Duration::from_millis(READBACK_BACKOFF_MIN_MS);
         let backoff_max = Duration::from_millis(READBACK_BACKOFF_MAX_MS);
         loop {
-            match self.store.batch_committed(batch_id).await {
+            match self.store.batch_committed(batch_id, self.epoch).await {
                 Ok(true) => {
                     metrics::counter!(m::IN_DOUBT_TOTAL, "outcome" => "committed").increment(1);
                     tracing::warn!(batch_id = batch_id.0, doubt, "in-doubt batch was committed");

@@ -244,8 +244,8 @@ async fn round_trip_every_event_kind(store: Arc<dyn Store>) {
     expected.beneficiary_id_max = 503;
     assert_eq!(snap, expected);
 
-    assert!(store.batch_committed(BatchId(3)).await.unwrap());
-    assert!(!store.batch_committed(BatchId(4)).await.unwrap());
+    assert!(store.batch_committed(BatchId(3), epoch).await.unwrap());
+    assert!(!store.batch_committed(BatchId(4), epoch).await.unwrap());
 }
 
 async fn reads_audit_keys_and_idempotency_ttl(store: Arc<dyn Store>) {
@@ -299,7 +299,7 @@ async fn over_capacity_batch_fails_whole(store: Arc<dyn Store>) {
     let err = store.commit(BatchId(2), epoch, &batch).await.unwrap_err();
     assert!(matches!(err, StoreError::Constraint(_)), "{err:?}");
     assert!(!err.to_string().contains("UPDATE"), "{err}");
-    assert!(!store.batch_committed(BatchId(2)).await.unwrap());
+    assert!(!store.batch_committed(BatchId(2), epoch).await.unwrap());
     assert_eq!(store.load().await.unwrap(), before);
     // Capacity may not drop below booked either.
     store.commit(BatchId(3), epoch, &batch[..2]).await.unwrap();
@@ -378,10 +378,13 @@ async fn fencing_old_epoch_writes_nothing(store: Arc<dyn Store>) {
     let events = [Event::BookingCreated(booking(7001, 501, 1000, 3001))];
     let err = store.commit(BatchId(2), old, &events).await.unwrap_err();
     assert_eq!(err, StoreError::Fenced);
-    assert!(!store.batch_committed(BatchId(2)).await.unwrap());
+    assert!(!store.batch_committed(BatchId(2), old).await.unwrap());
     assert_eq!(store.load().await.unwrap(), before);
     store.commit(BatchId(2), new, &events).await.unwrap();
-    assert!(store.batch_committed(BatchId(2)).await.unwrap());
+    assert!(store.batch_committed(BatchId(2), new).await.unwrap());
+    // The new writer's batch 2 is not the old writer's batch 2: an in-doubt read-back by the
+    // old writer must not take it for its own.
+    assert!(!store.batch_committed(BatchId(2), old).await.unwrap());
 
     // The writer reports Fenced to every caller once the epoch moved.
     let newer = store.acquire_epoch().await.unwrap();
@@ -488,8 +491,8 @@ impl Store for Faulty {
     async fn abort_commit(&self, id: BatchId) -> Result<(), StoreError> {
         self.inner.abort_commit(id).await
     }
-    async fn batch_committed(&self, id: BatchId) -> Result<bool, StoreError> {
-        self.inner.batch_committed(id).await
+    async fn batch_committed(&self, id: BatchId, epoch: u64) -> Result<bool, StoreError> {
+        self.inner.batch_committed(id, epoch).await
     }
     async fn audit_after(&self, a: u64, l: usize) -> Result<Vec<AuditRecord>, StoreError> {
         self.inner.audit_after(a, l).await
@@ -544,6 +547,54 @@ async fn writer_failed_and_in_doubt_commits(store: Arc<dyn Store>) {
     let snap = store.load().await.unwrap();
     assert_eq!(snap.bookings.len(), 1);
     assert_eq!(pool_booked(&snap, 3001), (1, 10));
+}
+
+/// One job of a batch violates a constraint (an idempotency key already stored): only that job
+/// is refused; its neighbours in the same batch commit.
+async fn writer_refuses_only_the_offending_job_of_a_batch(store: Arc<dyn Store>) {
+    let epoch = store.acquire_epoch().await.unwrap();
+    setup(&store, epoch, 1).await;
+    let taken = [Event::IdempotencyRecorded(idem(1, "k", Utc::now()))];
+    store.commit(BatchId(2), epoch, &taken).await.unwrap();
+    let gated = Faulty::new(store.clone(), Mode::Gated);
+    let (h, j) = Writer::spawn(gated.clone(), WriterConfig::default(), epoch, BatchId(3));
+    // A first batch holds the writer in its commit while five jobs queue up behind it: they are
+    // taken as one batch.
+    let plug = h
+        .submit(vec![Event::BookingCreated(booking(7000, 600, 1000, 3001))])
+        .unwrap();
+    gated.entered.notified().await;
+    let mut tickets = Vec::new();
+    for n in 0..5u64 {
+        let mut events = vec![Event::BookingCreated(booking(
+            7001 + n,
+            601 + n,
+            1000,
+            3001,
+        ))];
+        if n == 2 {
+            events.push(Event::IdempotencyRecorded(idem(1, "k", Utc::now())));
+        }
+        tickets.push(h.submit(events).unwrap());
+    }
+    gated.gate.add_permits(64);
+    assert!(plug.await.is_ok());
+    let mut outcomes = Vec::new();
+    for t in tickets {
+        outcomes.push(t.await);
+    }
+    assert_eq!(outcomes[2], Err(CommitError::Failed), "{outcomes:?}");
+    for (n, o) in outcomes.iter().enumerate() {
+        if n != 2 {
+            assert!(o.is_ok(), "job {n}: {o:?}");
+        }
+    }
+    h.shutdown();
+    j.await.unwrap();
+    let snap = store.load().await.unwrap();
+    let mut ids: Vec<u64> = snap.bookings.iter().map(|b| b.booking_id.0).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![7000, 7001, 7002, 7004, 7005]);
 }
 
 async fn writer_queue_full_refuses_at_once(store: Arc<dyn Store>) {
@@ -619,6 +670,7 @@ conformance!(
     fencing_old_epoch_writes_nothing,
     writer_batches_a_burst,
     writer_failed_and_in_doubt_commits,
+    writer_refuses_only_the_offending_job_of_a_batch,
     writer_queue_full_refuses_at_once,
 );
 
@@ -651,7 +703,7 @@ async fn postgres_in_doubt_commit_is_resolved_by_read_back() {
         .submit(vec![Event::BookingCreated(booking(7001, 501, 1000, 3001))])
         .unwrap();
     assert_eq!(ticket.await, Err(CommitError::Failed));
-    assert!(!store.batch_committed(BatchId(2)).await.unwrap());
+    assert!(!store.batch_committed(BatchId(2), epoch).await.unwrap());
 
     locker.batch_execute("ROLLBACK").await.unwrap();
     let ticket = h
