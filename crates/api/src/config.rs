@@ -94,6 +94,10 @@ pub struct Config {
     /// Milliseconds an availability answer may be served from the in-memory answer cache
     /// (1000; 0 turns the cache off). Answers already say `Cache-Control: max-age=5`.
     pub availability_cache_ms: u32,
+    // Bounds of the availability cache and the OTP service.
+    /// Bytes the availability answer cache may hold (67108864 = 64 MiB): bodies, ETags and a
+    /// fixed per-entry overhead; the oldest answers go first at the bound.
+    pub availability_cache_bytes_max: u64,
     /// Admission settings, passed through to the admission crate (`KATAAR_ADMISSION_<KEY>`).
     pub admission: toml::Table,
 }
@@ -126,6 +130,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "commit_timeout_ms",
     "pg_pool_size_max",
     "availability_cache_ms",
+    "availability_cache_bytes_max",
     "admission",
 ];
 
@@ -212,6 +217,7 @@ impl Config {
             commit_timeout_ms: 5_000,
             pg_pool_size_max: 8,
             availability_cache_ms: 1_000,
+            availability_cache_bytes_max: 64 * 1024 * 1024,
             admission: toml::Table::new(),
         }
     }

@@ -223,9 +223,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         tz,
         commit_wait,
         clock: Arc::new(SystemClock),
-        availability_cache: crate::v1::public::AnswerCache::new(Duration::from_millis(u64::from(
-            config.availability_cache_ms,
-        ))),
+        availability_cache: crate::v1::public::AnswerCache::new(
+            Duration::from_millis(u64::from(config.availability_cache_ms)),
+            config.availability_cache_bytes_max,
+        ),
         admission,
         trusted_proxy_header: trusted_proxy_header(config)?,
         compat: crate::compat::Compat::new(config.compat_captcha_required),

@@ -135,3 +135,103 @@ async fn availability_answers_are_cached_for_their_ttl() {
     assert_eq!(after, before - 1);
     srv.finish().await;
 }
+
+/// Books one place in the first session and slot of `first` (an availability answer).
+async fn book_first_place(srv: &TestServer, first: &serde_json::Value, mobile: &str, id: &str) {
+    let session = first["centres"][0]["sessions"][0]["session_id"]
+        .as_u64()
+        .unwrap();
+    let slot = first["centres"][0]["sessions"][0]["slots"][0]["slot_id"]
+        .as_u64()
+        .unwrap();
+    let token = srv.login(mobile).await;
+    let (s, b) = srv
+        .post(
+            "/v1/beneficiaries",
+            Some(&token),
+            serde_json::json!({"name": "Ravi", "birth_year": 1990, "gender": "male",
+                "id_type": "pan", "id_number": id}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let resp = srv
+        .http
+        .post(format!("{}/v1/bookings", srv.base))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", format!("book-{mobile}"))
+        .json(
+            &serde_json::json!({"beneficiary_id": b["beneficiary_id"], "session_id": session,
+            "slot_id": slot, "dose": 1}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+}
+
+fn dose1(v: &serde_json::Value) -> u64 {
+    v["centres"][0]["sessions"][0]["available_dose1"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn availability_cache_is_keyed_on_the_parsed_query() {
+    let srv = TestServer::postgres_with(|c| c.availability_cache_ms = 60_000).await;
+    let today = srv.state.today().format("%Y-%m-%d").to_string();
+    let (s, first) = srv
+        .get("/v1/availability?district_id=358&days=1", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let before = dose1(&first);
+    book_first_place(&srv, &first, "9811111112", "ABCDE1235F").await;
+    // Spellings of the same query: leading zeros, another order, defaults written out. Each is
+    // the cached answer (rendered before the booking), so they share one entry.
+    for same in [
+        "/v1/availability?district_id=0000358&days=1".to_string(),
+        "/v1/availability?days=1&district_id=358".to_string(),
+        "/v1/availability?days=01&district_id=358".to_string(),
+        format!("/v1/availability?district_id=358&days=1&date={today}"),
+    ] {
+        let (s, v) = srv.get(&same, None).await;
+        assert_eq!(s, StatusCode::OK, "{same}");
+        assert_eq!(dose1(&v), before, "{same} was rendered afresh");
+    }
+    assert_eq!(srv.state.availability_cache.len(), 1);
+    // Unknown and repeated parameters are refused, never cached.
+    for bad in [
+        "/v1/availability?district_id=358&days=1&noise=1",
+        "/v1/availability?district_id=358&district_id=358&days=1",
+    ] {
+        let (s, v) = srv.get(bad, None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_request", "{bad}");
+    }
+    assert_eq!(srv.state.availability_cache.len(), 1);
+    // Another query is another entry, rendered afresh.
+    let (_, v) = srv
+        .get("/v1/availability?district_id=358&days=2", None)
+        .await;
+    assert_eq!(dose1(&v), before - 1);
+    assert_eq!(srv.state.availability_cache.len(), 2);
+    srv.finish().await;
+}
+
+#[tokio::test]
+async fn availability_cache_holds_no_more_than_its_byte_bound() {
+    // One byte: no answer fits, so every answer is rendered afresh and none is kept.
+    let srv = TestServer::postgres_with(|c| {
+        c.availability_cache_ms = 60_000;
+        c.availability_cache_bytes_max = 1;
+    })
+    .await;
+    let path = "/v1/availability?district_id=358&days=1";
+    let (s, first) = srv.get(path, None).await;
+    assert_eq!(s, StatusCode::OK);
+    book_first_place(&srv, &first, "9811111113", "ABCDE1236F").await;
+    let (_, again) = srv.get(path, None).await;
+    assert_eq!(dose1(&again), dose1(&first) - 1);
+    assert_eq!(srv.state.availability_cache.bytes(), 0);
+    assert!(srv.state.availability_cache.is_empty());
+    srv.finish().await;
+}
