@@ -299,6 +299,10 @@ fn serve_command(args: &ServeArgs) -> ExitCode {
         print!("{}", config.to_toml_redacted());
         return ExitCode::SUCCESS;
     }
+    if let Err(err) = config.validate_serve() {
+        eprintln!("kataar: {err}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     init_logging(config.log_format);
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -137,6 +137,33 @@ fn bad_configuration_exits_2_naming_the_key() {
 }
 
 #[test]
+fn the_log_otp_sender_is_refused_outside_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    for sender in [None, Some("log")] {
+        let mut cmd = kataar();
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path());
+        if let Some(s) = sender {
+            cmd.args(["--otp-sender", s]);
+        }
+        let (code, out, err) = run(&mut cmd);
+        assert_eq!(code, 2, "{sender:?}: {out} {err}");
+        assert!(
+            err.contains("otp_sender") && err.contains("--demo"),
+            "{err}"
+        );
+        assert!(!out.contains("listening"), "{out}");
+    }
+    // A webhook sender needs the secret it signs with.
+    let (code, _, err) = run(kataar()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--otp-sender", "webhook:https://sms.example.in/otp"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("otp_webhook_secret"), "{err}");
+}
+
+#[test]
 fn store_commands_on_the_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -212,6 +239,8 @@ fn serve_prints_the_address_answers_and_stops_on_sigterm() {
     let child = kataar()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
+        .arg("--otp-sender")
+        .arg(format!("file:{}", dir.path().join("otp.jsonl").display()))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

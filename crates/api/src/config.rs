@@ -6,7 +6,8 @@
 //! silently); unknown `KATAAR_*` variables are ignored (`KATAAR_LOG` is the log filter, not a
 //! key). Every key ends with its unit (`_s`, `_ms`, `_max` counts, `_bytes_max`).
 //!
-//! Secrets (`token_secret`, `person_key_secret`, `otp_secret`, the password in `database_url`)
+//! Secrets (`token_secret`, `person_key_secret`, `otp_secret`, `otp_webhook_secret`, the
+//! password in `database_url`)
 //! are never printed: [`Config::to_toml_redacted`] replaces them. Prefer the environment for
 //! secrets (flags show up in `ps`), so they have no flag.
 
@@ -24,6 +25,8 @@ use crate::server::ServerLimits;
 pub const ENV_PREFIX: &str = "KATAAR_";
 /// Shown instead of a secret.
 pub const REDACTED: &str = "<redacted>";
+/// Shortest `otp_webhook_secret`, in bytes.
+pub const OTP_WEBHOOK_SECRET_BYTES_MIN: usize = 16;
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +68,7 @@ pub struct Config {
     /// Serve `/metrics` on this separate address instead of the main one (absent).
     pub metrics_listen: Option<SocketAddr>,
     /// OTP delivery: `log`, `file:PATH` or `webhook:URL`. Absent means `log` (the OTP appears in
-    /// the log, marked as a demo; set a real sender outside demos).
+    /// the log, marked as a demo), which `serve` accepts with `demo` only.
     pub otp_sender: Option<String>,
     /// IANA time zone of the drive's calendar days (`Asia/Kolkata`).
     pub timezone: String,
@@ -98,6 +101,17 @@ pub struct Config {
     /// Bytes the availability answer cache may hold (67108864 = 64 MiB): bodies, ETags and a
     /// fixed per-entry overhead; the oldest answers go first at the bound.
     pub availability_cache_bytes_max: u64,
+    /// OTP transactions kept at most (1000000); the oldest go first at the bound.
+    pub otp_txns_max: u64,
+    /// Mobiles whose OTP caps are tracked at most (4000000); the one with the oldest last OTP is
+    /// forgotten first at the bound.
+    pub otp_mobiles_max: u64,
+    /// OTPs waiting for the sender at most (10000); beyond, `POST /v1/auth/otp` answers
+    /// `503 overloaded` and issues nothing.
+    pub otp_queue_max: u32,
+    /// Key of the `Kataar-Signature` HMAC on webhook OTP deliveries, at least 16 bytes; required
+    /// with `otp_sender = webhook:URL`. Secret.
+    pub otp_webhook_secret: Option<String>,
     /// Admission settings, passed through to the admission crate (`KATAAR_ADMISSION_<KEY>`).
     pub admission: toml::Table,
 }
@@ -131,6 +145,10 @@ pub const CONFIG_KEYS: &[&str] = &[
     "pg_pool_size_max",
     "availability_cache_ms",
     "availability_cache_bytes_max",
+    "otp_txns_max",
+    "otp_mobiles_max",
+    "otp_queue_max",
+    "otp_webhook_secret",
     "admission",
 ];
 
@@ -218,6 +236,10 @@ impl Config {
             pg_pool_size_max: 8,
             availability_cache_ms: 1_000,
             availability_cache_bytes_max: 64 * 1024 * 1024,
+            otp_txns_max: 1_000_000,
+            otp_mobiles_max: 4_000_000,
+            otp_queue_max: 10_000,
+            otp_webhook_secret: None,
             admission: toml::Table::new(),
         }
     }
@@ -280,6 +302,9 @@ impl Config {
             ("writer_queue_events_max", self.writer_queue_events_max),
             ("commit_timeout_ms", self.commit_timeout_ms),
             ("pg_pool_size_max", self.pg_pool_size_max),
+            ("otp_queue_max", self.otp_queue_max),
+            ("otp_txns_max", u32::from(self.otp_txns_max > 0)),
+            ("otp_mobiles_max", u32::from(self.otp_mobiles_max > 0)),
         ] {
             if value == 0 {
                 return invalid(key, "must be at least 1");
@@ -311,6 +336,13 @@ impl Config {
             if !ok {
                 return invalid("otp_sender", "must be `log`, `file:PATH` or `webhook:URL`");
             }
+        }
+        if self
+            .otp_webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < OTP_WEBHOOK_SECRET_BYTES_MIN)
+        {
+            return invalid("otp_webhook_secret", "must be at least 16 bytes");
         }
         if let Some(header) = &self.trusted_proxy_header {
             if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
@@ -362,6 +394,30 @@ impl Config {
         self.otp_sender.as_deref().unwrap_or("log")
     }
 
+    /// What serving needs beyond [`Config::validate`]: the `log` sender (the default) only with
+    /// `demo`, since it prints OTPs to the console; a webhook sender only with
+    /// `otp_webhook_secret`, since gateways must be able to tell Kataar's requests apart.
+    pub fn validate_serve(&self) -> Result<(), ConfigError> {
+        let sender = self.otp_sender_effective();
+        if sender == "log" && !self.demo {
+            return Err(ConfigError::Invalid {
+                key: "otp_sender",
+                message: "the `log` sender prints OTPs to the console and is for --demo only; \
+                          set otp_sender to file:PATH or webhook:URL"
+                    .to_owned(),
+            });
+        }
+        if sender.starts_with("webhook:") && self.otp_webhook_secret.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "otp_webhook_secret",
+                message: "required with a webhook otp_sender: every delivery is signed with it \
+                          (header Kataar-Signature)"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// A copy with every secret replaced by [`REDACTED`] (and the URL password hidden).
     pub fn redacted(&self) -> Self {
         let hide = |s: &Option<String>| s.as_ref().map(|_| REDACTED.to_owned());
@@ -370,6 +426,7 @@ impl Config {
             token_secret: hide(&self.token_secret),
             person_key_secret: hide(&self.person_key_secret),
             otp_secret: hide(&self.otp_secret),
+            otp_webhook_secret: hide(&self.otp_webhook_secret),
             ..self.clone()
         }
     }
@@ -394,6 +451,7 @@ impl Config {
             ("token_secret", self.token_secret.is_none()),
             ("person_key_secret", self.person_key_secret.is_none()),
             ("otp_secret", self.otp_secret.is_none()),
+            ("otp_webhook_secret", self.otp_webhook_secret.is_none()),
             ("trusted_proxy_header", self.trusted_proxy_header.is_none()),
         ]
         .into_iter()
@@ -491,6 +549,7 @@ mod tests {
                     | "token_secret"
                     | "person_key_secret"
                     | "otp_secret"
+                    | "otp_webhook_secret"
                     | "trusted_proxy_header"
             );
             assert!(optional || table.contains_key(key), "{key} is not a key");
@@ -548,6 +607,34 @@ mod tests {
         };
         let e = Config::load_from(None, no_env(), &o).unwrap_err();
         assert!(e.to_string().contains("listen"), "{e}");
+    }
+
+    #[test]
+    fn serving_needs_a_real_otp_sender_outside_demo() {
+        let mut c = Config::defaults();
+        let e = c.validate_serve().unwrap_err().to_string();
+        assert!(e.contains("otp_sender") && e.contains("--demo"), "{e}");
+        c.otp_sender = Some("log".into());
+        assert!(c.validate_serve().is_err());
+        c.demo = true;
+        c.validate_serve().unwrap();
+        c.demo = false;
+        c.otp_sender = Some("file:/var/tmp/otps.jsonl".into());
+        c.validate_serve().unwrap();
+        c.otp_sender = Some("webhook:https://sms.example.in/otp".into());
+        let e = c.validate_serve().unwrap_err().to_string();
+        assert!(e.contains("otp_webhook_secret"), "{e}");
+        c.otp_webhook_secret = Some("x".repeat(OTP_WEBHOOK_SECRET_BYTES_MIN - 1));
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("otp_webhook_secret"), "{e}");
+        c.otp_webhook_secret = Some("x".repeat(OTP_WEBHOOK_SECRET_BYTES_MIN));
+        c.validate().unwrap();
+        c.validate_serve().unwrap();
+        let text = c.to_toml_redacted();
+        assert!(!text.contains(&"x".repeat(16)), "{text}");
+        c.otp_queue_max = 0;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("otp_queue_max"), "{e}");
     }
 
     #[test]

@@ -7,8 +7,8 @@ use kataar_admission::Admission;
 use kataar_api::Config;
 use kataar_domain::BatchId;
 use kataar_identity::{
-    OtpConfig, OtpDispatcher, OtpManager, OtpSenderSpec, PersonKeyer, SecretOverrides, Secrets,
-    SecretsError, TokenSigner,
+    DispatcherConfig, OtpConfig, OtpDispatcher, OtpManager, OtpSenderSpec, PersonKeyer,
+    SecretOverrides, Secrets, SecretsError, TokenSigner, WebhookSecret,
 };
 use kataar_inventory::Inventory;
 use kataar_store::{PgOptions, PgStore, SqliteStore, Store, Writer, WriterConfig};
@@ -18,10 +18,6 @@ use tokio::task::JoinHandle;
 
 /// File name of the embedded store inside `data_dir`.
 pub const SQLITE_FILE: &str = "kataar.sqlite3";
-
-/// OTP messages waiting for delivery. Beyond it new OTP messages are dropped and counted
-/// (`kataar_otp_dropped_total`); the request itself still succeeds.
-pub const OTP_QUEUE_MAX: usize = 10_000;
 
 /// Extra time a handler waits for a commit beyond the commit deadline, in milliseconds (the
 /// in-doubt read-back needs a moment).
@@ -176,6 +172,7 @@ fn secret_key_names(name: &str) -> (&'static str, &'static str) {
 /// inventory loaded, so the load sees every batch the old writer committed and the new
 /// writer's batch and entity ids start above all of them.
 pub async fn start(config: &Config) -> anyhow::Result<Started> {
+    config.validate_serve()?;
     let store = open_store(config).await?;
     let secrets = load_secrets(config, store.as_ref()).await?;
     let began = Instant::now();
@@ -200,10 +197,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
     let commit_wait = writer_cfg.commit_timeout + Duration::from_millis(COMMIT_WAIT_SLACK_MS);
     let (writer, writer_join) = Writer::spawn(store.clone(), writer_cfg, epoch, first_batch);
 
-    let spec =
-        OtpSenderSpec::parse(config.otp_sender_effective()).context("otp_sender is not valid")?;
-    let otp_sender =
-        OtpDispatcher::spawn(spec, OTP_QUEUE_MAX).context("cannot start the OTP sender")?;
+    let (otp_sender, otp) = otp_services(config, &secrets.otp_key)?;
     let tz: chrono_tz::Tz = config
         .timezone
         .parse()
@@ -213,7 +207,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         inv: Arc::new(inv),
         store,
         writer,
-        otp: Arc::new(OtpManager::new(OtpConfig::defaults(), &secrets.otp_key)),
+        otp,
         otp_sender,
         tokens: TokenSigner::new(
             &secrets.token_key,
@@ -237,6 +231,34 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         writer_join,
         recovery,
     })
+}
+
+/// The OTP manager and its sender, from the `otp_*` keys (the sender checked for serving).
+fn otp_services(
+    config: &Config,
+    otp_key: &[u8],
+) -> anyhow::Result<(OtpDispatcher, Arc<OtpManager>)> {
+    let spec =
+        OtpSenderSpec::parse(config.otp_sender_effective()).context("otp_sender is not valid")?;
+    let webhook_secret = config
+        .otp_webhook_secret
+        .as_deref()
+        .map(WebhookSecret::new)
+        .transpose()
+        .context("otp_webhook_secret is not valid")?;
+    let dispatcher = DispatcherConfig {
+        queue_max: usize::try_from(config.otp_queue_max).unwrap_or(usize::MAX),
+        webhook_secret,
+        ..DispatcherConfig::defaults()
+    };
+    let sender =
+        OtpDispatcher::spawn_with(spec, dispatcher).context("cannot start the OTP sender")?;
+    let limits = OtpConfig {
+        txns_max: usize::try_from(config.otp_txns_max).unwrap_or(usize::MAX),
+        mobiles_max: usize::try_from(config.otp_mobiles_max).unwrap_or(usize::MAX),
+        ..OtpConfig::defaults()
+    };
+    Ok((sender, Arc::new(OtpManager::new(limits, otp_key))))
 }
 
 /// Builds admission control from `config.admission` (a bad key fails start-up, named) and
@@ -268,7 +290,9 @@ fn spawn_housekeeping(state: AppState) {
         let mut tick = tokio::time::interval(Duration::from_secs(HOUSEKEEPING_EVERY_S));
         loop {
             tick.tick().await;
-            state.otp.purge(Instant::now());
+            // Off the async workers: the purge's work grows with what expired since the last.
+            let otp = state.otp.clone();
+            let _ = tokio::task::spawn_blocking(move || otp.purge(Instant::now())).await;
             let ttl = i64::try_from(kataar_domain::limits::IDEMPOTENCY_TTL_S).unwrap_or(i64::MAX);
             let cutoff = state.now() - chrono::Duration::seconds(ttl);
             state.inv.idem_purge(cutoff);

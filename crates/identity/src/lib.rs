@@ -6,7 +6,8 @@
 //!   validation (Aadhaar's Verhoeff check digit) and masking.
 //! - [`person_key`]: the person key, HMAC-SHA256 of a normalised ID; what the store deduplicates on.
 //! - [`mobile`]: Indian mobile numbers, normalised and masked.
-//! - [`otp`]: the in-memory, bounded OTP manager (request, verify, verify by SHA-256, purge),
+//! - [`otp`]: the in-memory, bounded OTP manager (request, claim and verify, also by SHA-256,
+//!   purge),
 //!   with the resend cooldown and per-mobile hourly and daily caps; time is passed in.
 //! - [`sender`]: how OTPs leave (`log`, `file:PATH`, `webhook:URL`), off the request path
 //!   through a bounded queue.
@@ -32,11 +33,12 @@ pub use mobile::{normalize_mobile, Mobile, MobileError};
 pub use operator_key::{
     generate_operator_key, hash_operator_key, looks_like_operator_key, ClearOperatorKey,
 };
-pub use otp::{OtpConfig, OtpError, OtpIssued, OtpManager, SixDigits, VerifiedMobile};
+pub use otp::{OtpClaim, OtpConfig, OtpError, OtpIssued, OtpManager, SixDigits, VerifiedMobile};
 pub use person_key::{person_key_from_hex, person_key_to_hex, PersonKey, PersonKeyer};
 pub use photo_id::{normalize_and_validate, IdType, NormalizedId, PhotoIdError};
 pub use secrets::{SecretOverrides, Secrets, SecretsError};
 pub use sender::{
     DispatcherConfig, OtpDispatcher, OtpMessage, OtpSenderSpec, SenderError, SenderStats,
+    WebhookSecret,
 };
 pub use token::{AccountId, Claims, Issued, TokenError, TokenSigner};

@@ -21,6 +21,18 @@ impl Mobile {
         &self.0
     }
 
+    /// The 10 digits as a number: a compact, exact key (the first digit is never 0).
+    pub fn as_u64(&self) -> u64 {
+        self.0
+            .bytes()
+            .fold(0u64, |n, b| n * 10 + u64::from(b.wrapping_sub(b'0')))
+    }
+
+    /// The mobile whose [`Mobile::as_u64`] is `n`, if `n` is one.
+    pub fn from_u64(n: u64) -> Option<Mobile> {
+        normalize_mobile(&format!("{n:010}")).ok()
+    }
+
     /// `"XXXXXX3210"`: six `X` and the last four digits.
     pub fn masked(&self) -> String {
         format!("XXXXXX{}", self.0.get(6..).unwrap_or(""))
@@ -119,6 +131,17 @@ mod tests {
             normalize_mobile("919123456789").unwrap().as_str(),
             "9123456789"
         );
+    }
+
+    #[test]
+    fn number_form_round_trips() {
+        for raw in ["9876543210", "6000000000", "9999999999"] {
+            let m = normalize_mobile(raw).unwrap();
+            assert_eq!(m.as_u64().to_string(), raw);
+            assert_eq!(Mobile::from_u64(m.as_u64()), Some(m));
+        }
+        assert_eq!(Mobile::from_u64(5_876_543_210), None);
+        assert_eq!(Mobile::from_u64(98_765_432_100), None);
     }
 
     #[test]

@@ -7,19 +7,44 @@
 //! - a new OTP for a mobile kills that mobile's previous transaction (one live OTP per mobile);
 //! - a wrong OTP answers [`OtpError::Invalid`] with 2, 1, then 0 attempts left; after the third
 //!   wrong try, or after expiry, the transaction is dead and answers [`OtpError::Expired`], even
-//!   for the right OTP; an unknown or already used `txn_id` is also `Expired`; success consumes it.
+//!   for the right OTP; an unknown or already used `txn_id` is also `Expired`;
+//! - the right OTP gives an [`OtpClaim`]: the transaction is held (a second verify of it answers
+//!   `Expired`) until the claim is consumed, once the caller has durably done what the OTP
+//!   proves ([`OtpClaim::consume`]); a claim dropped unconsumed (the commit failed) hands the
+//!   transaction back, so the same OTP can be tried again while it lives;
+//! - an OTP whose delivery cannot be queued ([`OtpManager::request_then`]) is not issued: it
+//!   answers [`OtpError::Busy`] and counts neither against the caps nor the resend cooldown.
 //!
 //! Storage: the OTP itself is never kept. Each transaction holds
 //! `HMAC-SHA256(otp_key, txn_id || lowercase_hex(SHA-256(otp)))`, which lets both the v1 API
-//! (clear OTP) and the CoWIN API (hex SHA-256 of the OTP) be checked, in constant time.
+//! (clear OTP, [`OtpManager::claim`]) and the CoWIN API (hex SHA-256 of the OTP,
+//! [`OtpManager::claim_sha256`]) be checked, in constant time.
 //!
-//! Bounds: at most `txns_max` transactions issued within the last `ttl_s` (a used transaction
-//! keeps its slot until it would have expired), and at most `mobiles_max` mobiles tracked (a
-//! mobile is remembered for 24 h after its last OTP, for the daily cap). At either bound, after
-//! dropping expired transactions, a request is refused with [`OtpError::Busy`]; nothing live is
-//! evicted. [`OtpManager::purge`] (call it periodically, e.g. every [`OTP_PURGE_EVERY_S`]) drops
-//! expired transactions and forgotten mobiles; it walks every tracked mobile under the lock, so
-//! its cost is O(tracked mobiles).
+//! Bounds, both evicting the oldest first, never refusing a new mobile. Memory, measured in
+//! `tests/otp_memory.rs`: at most 450 heap bytes per mobile holding a live OTP (both tables
+//! counted), so at most about 450 bytes × `mobiles_max` (1.7 GiB at the default), less in
+//! practice since at most `txns_max` mobiles hold a live OTP.
+//! - `txns_max` transactions (default [`OTP_TXNS_MAX`]): the transactions
+//!   issued within the last `ttl_s`. At the bound the oldest transaction is dropped (its OTP then
+//!   answers `Expired`); the default covers 5,500 OTPs/s sustained over the TTL, several times
+//!   the peak of a launch day like CoWIN's first day of 18+ registration (13 million people in a
+//!   day: 150/s on average).
+//! - `mobiles_max` mobiles (default [`OTP_MOBILES_MAX`]): a mobile is remembered 24 h after its
+//!   last OTP, for the daily cap. At the bound the mobile whose last OTP is the oldest is
+//!   forgotten, and its caps start again. At the default and 13 million new mobiles a day, a
+//!   mobile is forgotten only after about 7 h without an OTP: the hourly cap and the resend
+//!   cooldown always hold, the daily cap for all but the quietest mobiles.
+//!
+//! The caps are in memory only: a restart forgets them (a mobile may then receive up to its caps
+//! again). Persisting them would put a store write on every OTP request, the one request of a
+//! launch that comes before any account exists; the per-address admission limits still apply
+//! across a restart's boundary, and the daily cap's purpose (bounding SMS cost per mobile) is
+//! met to within one extra day's worth per restart.
+//!
+//! Cleaning: each request drops up to [`OTP_STEP_MAX`] expired entries, and
+//! [`OtpManager::purge`] (call it periodically, e.g. every [`OTP_PURGE_EVERY_S`], off the async
+//! workers) drops the rest in steps of [`OTP_PURGE_STEP_MAX`] entries, taking the lock once per
+//! step; its work is what expired since the last purge, not the table's size.
 //!
 //! Time is passed in as `now: Instant` on every call.
 
@@ -44,16 +69,20 @@ pub const OTP_ATTEMPTS_MAX: u8 = 3;
 pub const OTP_PER_MOBILE_HOUR_MAX: u32 = 10;
 /// OTPs per mobile in any rolling 24 hours.
 pub const OTP_PER_MOBILE_DAY_MAX: u32 = 50;
-/// Transactions issued within one TTL window kept at most (about 5,500 OTPs/s sustained at the
-/// default TTL; roughly 150 bytes each).
+/// Transactions kept at most (config `otp_txns_max`): 5,500 OTPs/s sustained over the default
+/// TTL.
 pub const OTP_TXNS_MAX: usize = 1_000_000;
-/// Mobiles tracked at most (each one kept 24 h after its last OTP; roughly 150 bytes plus 8 bytes
-/// per OTP sent in the last 24 h).
-pub const OTP_MOBILES_MAX: usize = 2_000_000;
-/// `retry_after_s` answered when the mobile table is full.
-pub const OTP_BUSY_RETRY_AFTER_S: u32 = 60;
+/// Mobiles tracked at most (config `otp_mobiles_max`): about 7 h of a 13-million-a-day launch;
+/// at most 1.7 GiB at the bound.
+pub const OTP_MOBILES_MAX: usize = 4_000_000;
+/// `retry_after_s` answered when an OTP cannot be queued for delivery.
+pub const OTP_BUSY_RETRY_AFTER_S: u32 = 5;
 /// Suggested interval between two calls of [`OtpManager::purge`].
 pub const OTP_PURGE_EVERY_S: u32 = 30;
+/// Expired entries a request drops on its way (bounded work on the request path).
+pub const OTP_STEP_MAX: usize = 32;
+/// Entries [`OtpManager::purge`] drops per taking of the lock.
+pub const OTP_PURGE_STEP_MAX: usize = 4096;
 
 const HOUR_MS: u64 = 3_600_000;
 const DAY_MS: u64 = 24 * HOUR_MS;
@@ -71,9 +100,9 @@ pub struct OtpConfig {
     pub per_mobile_hour_max: u32,
     /// OTPs per mobile per rolling 24 h (default [`OTP_PER_MOBILE_DAY_MAX`]).
     pub per_mobile_day_max: u32,
-    /// Transactions kept at most (default [`OTP_TXNS_MAX`]).
+    /// Transactions kept at most, the oldest evicted beyond (default [`OTP_TXNS_MAX`]).
     pub txns_max: usize,
-    /// Mobiles tracked at most (default [`OTP_MOBILES_MAX`]).
+    /// Mobiles tracked at most, the oldest forgotten beyond (default [`OTP_MOBILES_MAX`]).
     pub mobiles_max: usize,
 }
 
@@ -107,7 +136,7 @@ pub enum OtpError {
         /// Whole seconds until the cap lets one more through (at least 1).
         retry_after_s: u32,
     },
-    /// The manager is at its memory bound (`overloaded`).
+    /// The OTP could not be queued for delivery, so none was issued (`overloaded`).
     #[error("OTP service busy; retry in {retry_after_s} s")]
     Busy {
         /// Whole seconds to wait (at least 1).
@@ -182,60 +211,105 @@ pub struct VerifiedMobile {
 }
 
 struct Txn {
-    mobile: Mobile,
+    mobile: u64,
     tag: [u8; 32],
     expires_at_ms: u64,
     attempts_left: u8,
+    /// Held by an [`OtpClaim`].
+    claimed: bool,
 }
 
-#[derive(Default)]
-struct MobileState {
-    /// Times of the OTPs sent in the last 24 h, oldest first (at most `per_mobile_day_max`).
-    sends_ms: VecDeque<u64>,
-    live_txn: Option<Uuid>,
-}
+/// One mobile: times of the OTPs sent in the last 24 h, oldest first (at most
+/// `per_mobile_day_max`). Its live transaction is the one issued at the last time.
+type Sends = VecDeque<u64>;
 
 #[derive(Default)]
 struct Inner {
     txns: HashMap<Uuid, Txn>,
-    /// (expiry, txn) in issue order; at most `txns_max` entries.
+    /// (expiry, txn) in issue order: oldest first.
     expiry: VecDeque<(u64, Uuid)>,
-    mobiles: HashMap<Mobile, MobileState>,
+    mobiles: HashMap<u64, Sends>,
+    /// (send time, mobile) in send order: oldest first. An entry is current when it is its
+    /// mobile's last send; others are stale and skipped.
+    sends: VecDeque<(u64, u64)>,
+    /// Per mobile, the transaction issued at its last send.
+    live: HashMap<u64, Uuid>,
 }
 
-impl Inner {
-    /// Drops transactions whose expiry is past; returns how many queue entries went.
-    fn pop_expired(&mut self, now_ms: u64) -> usize {
-        let mut n = 0;
-        while let Some(&(at, id)) = self.expiry.front() {
-            if at > now_ms {
-                break;
-            }
-            self.expiry.pop_front();
-            n += 1;
-            if let Some(txn) = self.txns.get(&id) {
-                if txn.expires_at_ms <= now_ms {
-                    if let Some(txn) = self.txns.remove(&id) {
-                        if let Some(st) = self.mobiles.get_mut(&txn.mobile) {
-                            if st.live_txn == Some(id) {
-                                st.live_txn = None;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        n
-    }
-}
-
-/// What [`OtpManager::purge`] removed.
+/// What a cleaning pass removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PurgeStats {
     /// Expired transaction slots released.
     pub txns: usize,
-    /// Mobiles forgotten (no OTP in the last 24 h and no live transaction).
+    /// Mobiles forgotten (no OTP in the last 24 h).
     pub mobiles: usize,
+}
+
+impl Inner {
+    /// Drops up to `budget` queue entries past their time; returns what went and whether
+    /// anything is left to drop.
+    fn clean(&mut self, now_ms: u64, budget: usize) -> (PurgeStats, bool) {
+        let mut stats = PurgeStats::default();
+        let mut left = budget;
+        while left > 0 {
+            match self.expiry.front() {
+                Some(&(at, _)) if at <= now_ms => {
+                    self.drop_oldest_txn();
+                    stats.txns += 1;
+                    left -= 1;
+                }
+                _ => break,
+            }
+        }
+        while left > 0 {
+            match self.sends.front() {
+                Some(&(at, _)) if at.saturating_add(DAY_MS) <= now_ms => {
+                    if self.drop_oldest_send() {
+                        stats.mobiles += 1;
+                    }
+                    left -= 1;
+                }
+                _ => break,
+            }
+        }
+        let more = self.expiry.front().is_some_and(|&(at, _)| at <= now_ms)
+            || self
+                .sends
+                .front()
+                .is_some_and(|&(at, _)| at.saturating_add(DAY_MS) <= now_ms);
+        (stats, more)
+    }
+
+    /// Removes the oldest transaction slot (expired or not); true if it held a transaction.
+    fn drop_oldest_txn(&mut self) -> bool {
+        let Some((at, id)) = self.expiry.pop_front() else {
+            return false;
+        };
+        if self.txns.get(&id).is_none_or(|t| t.expires_at_ms != at) {
+            return false;
+        }
+        if let Some(txn) = self.txns.remove(&id) {
+            if self.live.get(&txn.mobile) == Some(&id) {
+                self.live.remove(&txn.mobile);
+            }
+        }
+        true
+    }
+
+    /// Pops the oldest send entry; if it is its mobile's last send, forgets the mobile.
+    /// Returns true when a mobile was forgotten.
+    fn drop_oldest_send(&mut self) -> bool {
+        let Some((at, mobile)) = self.sends.pop_front() else {
+            return false;
+        };
+        if self.mobiles.get(&mobile).and_then(|s| s.back()) == Some(&at) {
+            // A transaction still live keeps its own slot until it expires.
+            self.mobiles.remove(&mobile);
+            self.live.remove(&mobile);
+            return true;
+        }
+        false
+    }
 }
 
 /// The OTP manager. `Send + Sync`; share it in an `Arc`.
@@ -257,6 +331,55 @@ impl std::fmt::Debug for OtpManager {
 
 fn ceil_s(ms: u64) -> u32 {
     u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX).max(1)
+}
+
+/// A verified transaction held until its proof is used: [`OtpClaim::consume`] ends it; dropping
+/// the claim unconsumed hands it back (same OTP, same attempts left).
+pub struct OtpClaim<'a> {
+    manager: &'a OtpManager,
+    id: Uuid,
+    mobile: Mobile,
+    consumed: bool,
+}
+
+impl std::fmt::Debug for OtpClaim<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtpClaim")
+            .field("mobile", &self.mobile)
+            .finish()
+    }
+}
+
+impl OtpClaim<'_> {
+    /// The mobile the OTP was sent to.
+    pub fn mobile(&self) -> &Mobile {
+        &self.mobile
+    }
+
+    /// Ends the transaction: its OTP no longer verifies.
+    pub fn consume(mut self) -> VerifiedMobile {
+        self.consumed = true;
+        let mut inner = self.manager.inner.lock();
+        if let Some(txn) = inner.txns.remove(&self.id) {
+            if inner.live.get(&txn.mobile) == Some(&self.id) {
+                inner.live.remove(&txn.mobile);
+            }
+        }
+        drop(inner);
+        VerifiedMobile {
+            mobile: self.mobile.clone(),
+        }
+    }
+}
+
+impl Drop for OtpClaim<'_> {
+    fn drop(&mut self) {
+        if !self.consumed {
+            if let Some(txn) = self.manager.inner.lock().txns.get_mut(&self.id) {
+                txn.claimed = false;
+            }
+        }
+    }
 }
 
 impl OtpManager {
@@ -300,8 +423,21 @@ impl OtpManager {
 
     /// Issues an OTP for `mobile` at `now`, or says why not.
     pub fn request(&self, mobile: &Mobile, now: Instant) -> Result<OtpIssued, OtpError> {
+        self.request_then(mobile, now, |_| true)
+    }
+
+    /// Issues an OTP for `mobile` at `now` if `deliver` (called once, under the manager's lock,
+    /// after every check passed; it must not block, e.g. a queue's `try_send`) accepts it.
+    /// When `deliver` returns false nothing is recorded and the answer is [`OtpError::Busy`].
+    pub fn request_then(
+        &self,
+        mobile: &Mobile,
+        now: Instant,
+        deliver: impl FnOnce(&OtpIssued) -> bool,
+    ) -> Result<OtpIssued, OtpError> {
         let now_ms = self.ms(now);
         let cfg = &self.config;
+        let key = mobile.as_u64();
         let txn_id = Uuid::new_v4();
         let otp = SixDigits::random();
         let tag: [u8; 32] = self
@@ -311,18 +447,23 @@ impl OtpManager {
             .into();
         let resend_ms = u64::from(cfg.resend_after_s) * 1000;
         let expires_at_ms = now_ms.saturating_add(u64::from(cfg.ttl_s) * 1000);
+        let issued = OtpIssued {
+            txn_id: txn_id.hyphenated().to_string(),
+            otp,
+            expires_in_s: cfg.ttl_s,
+            resend_after_s: cfg.resend_after_s,
+        };
 
         let mut inner = self.inner.lock();
-        inner.pop_expired(now_ms);
-        if let Some(st) = inner.mobiles.get_mut(mobile) {
-            while st
-                .sends_ms
+        inner.clean(now_ms, OTP_STEP_MAX);
+        if let Some(sends) = inner.mobiles.get_mut(&key) {
+            while sends
                 .front()
                 .is_some_and(|&t| t.saturating_add(DAY_MS) <= now_ms)
             {
-                st.sends_ms.pop_front();
+                sends.pop_front();
             }
-            if let Some(&last) = st.sends_ms.back() {
+            if let Some(&last) = sends.back() {
                 let next = last.saturating_add(resend_ms);
                 if now_ms < next {
                     return Err(OtpError::ResendTooSoon {
@@ -331,104 +472,137 @@ impl OtpManager {
                 }
             }
             let hour_start = now_ms.saturating_sub(HOUR_MS);
-            let in_hour: Vec<u64> = st
-                .sends_ms
-                .iter()
-                .copied()
-                .filter(|&t| t > hour_start)
-                .collect();
-            if in_hour.len() >= cfg.per_mobile_hour_max as usize {
+            let in_hour = sends.iter().rev().take_while(|&&t| t > hour_start).count();
+            let hour_max = cfg.per_mobile_hour_max as usize;
+            if in_hour >= hour_max {
                 // The send that must leave the hour window for one more to fit.
-                let idx = in_hour.len() - cfg.per_mobile_hour_max as usize;
-                let free_at = in_hour[idx].saturating_add(HOUR_MS);
+                let idx = sends.len() - in_hour + (in_hour - hour_max);
+                let free_at = sends[idx].saturating_add(HOUR_MS);
                 return Err(OtpError::LimitReached {
                     retry_after_s: ceil_s(free_at.saturating_sub(now_ms)),
                 });
             }
-            if st.sends_ms.len() >= cfg.per_mobile_day_max as usize {
-                let idx = st.sends_ms.len() - cfg.per_mobile_day_max as usize;
-                let free_at = st.sends_ms[idx].saturating_add(DAY_MS);
+            let day_max = cfg.per_mobile_day_max as usize;
+            if sends.len() >= day_max {
+                let idx = sends.len() - day_max;
+                let free_at = sends[idx].saturating_add(DAY_MS);
                 return Err(OtpError::LimitReached {
                     retry_after_s: ceil_s(free_at.saturating_sub(now_ms)),
                 });
             }
-        } else if inner.mobiles.len() >= cfg.mobiles_max {
+        }
+        if !deliver(&issued) {
             return Err(OtpError::Busy {
                 retry_after_s: OTP_BUSY_RETRY_AFTER_S,
             });
         }
-        if inner.expiry.len() >= cfg.txns_max {
-            let free_at = inner.expiry.front().map_or(now_ms, |&(at, _)| at);
-            return Err(OtpError::Busy {
-                retry_after_s: ceil_s(free_at.saturating_sub(now_ms)),
-            });
+
+        // Make room: the oldest first.
+        let mut evicted_txns = 0u64;
+        while inner.expiry.len() >= cfg.txns_max.max(1) {
+            if inner.drop_oldest_txn() {
+                evicted_txns += 1;
+            }
+        }
+        let mut evicted_mobiles = 0u64;
+        if !inner.mobiles.contains_key(&key) {
+            while inner.mobiles.len() >= cfg.mobiles_max.max(1) {
+                if inner.drop_oldest_send() {
+                    evicted_mobiles += 1;
+                }
+            }
+        }
+        // Stale send entries (a mobile's earlier sends) are bounded too.
+        while inner.sends.len() >= cfg.mobiles_max.max(1).saturating_mul(2) {
+            if inner.drop_oldest_send() {
+                evicted_mobiles += 1;
+            }
         }
 
-        let st = inner.mobiles.entry(mobile.clone()).or_default();
-        st.sends_ms.push_back(now_ms);
-        let previous = st.live_txn.replace(txn_id);
-        if let Some(old) = previous {
+        inner.mobiles.entry(key).or_default().push_back(now_ms);
+        inner.sends.push_back((now_ms, key));
+        if let Some(old) = inner.live.insert(key, txn_id) {
             inner.txns.remove(&old);
         }
         inner.txns.insert(
             txn_id,
             Txn {
-                mobile: mobile.clone(),
+                mobile: key,
                 tag,
                 expires_at_ms,
                 attempts_left: cfg.attempts_max,
+                claimed: false,
             },
         );
         inner.expiry.push_back((expires_at_ms, txn_id));
         drop(inner);
-
-        Ok(OtpIssued {
-            txn_id: txn_id.hyphenated().to_string(),
-            otp,
-            expires_in_s: cfg.ttl_s,
-            resend_after_s: cfg.resend_after_s,
-        })
+        if evicted_txns > 0 {
+            metrics::counter!("kataar_otp_evicted_total", "table" => "txns")
+                .increment(evicted_txns);
+        }
+        if evicted_mobiles > 0 {
+            metrics::counter!("kataar_otp_evicted_total", "table" => "mobiles")
+                .increment(evicted_mobiles);
+        }
+        Ok(issued)
     }
 
-    /// Verifies the clear 6-digit `otp` of `txn_id` (v1 API). Anything other than six digits
-    /// counts as a wrong try.
+    /// Verifies the clear 6-digit `otp` of `txn_id` (v1 API) and consumes the transaction.
+    /// Anything other than six digits counts as a wrong try.
     pub fn verify(
         &self,
         txn_id: &str,
         otp: &str,
         now: Instant,
     ) -> Result<VerifiedMobile, OtpError> {
-        let hexed = SixDigits::parse(otp).map(|d| d.sha256_hex());
-        self.verify_hex(txn_id, hexed, now)
+        self.claim(txn_id, otp, now).map(OtpClaim::consume)
     }
 
-    /// Verifies `otp_sha256_hex`, the hex SHA-256 of the 6 digits (CoWIN API; either case).
-    /// Anything other than 64 hex characters counts as a wrong try.
+    /// Verifies `otp_sha256_hex`, the hex SHA-256 of the 6 digits (CoWIN API; either case), and
+    /// consumes the transaction. Anything other than 64 hex characters counts as a wrong try.
     pub fn verify_sha256(
         &self,
         txn_id: &str,
         otp_sha256_hex: &str,
         now: Instant,
     ) -> Result<VerifiedMobile, OtpError> {
+        self.claim_sha256(txn_id, otp_sha256_hex, now)
+            .map(OtpClaim::consume)
+    }
+
+    /// Verifies the clear 6-digit `otp` of `txn_id` and holds the transaction until the claim is
+    /// consumed (or handed back by dropping it).
+    pub fn claim(&self, txn_id: &str, otp: &str, now: Instant) -> Result<OtpClaim<'_>, OtpError> {
+        let hexed = SixDigits::parse(otp).map(|d| d.sha256_hex());
+        self.claim_hex(txn_id, hexed, now)
+    }
+
+    /// [`OtpManager::claim`] with the hex SHA-256 of the 6 digits (either case).
+    pub fn claim_sha256(
+        &self,
+        txn_id: &str,
+        otp_sha256_hex: &str,
+        now: Instant,
+    ) -> Result<OtpClaim<'_>, OtpError> {
         let ok =
             otp_sha256_hex.len() == 64 && otp_sha256_hex.bytes().all(|b| b.is_ascii_hexdigit());
         let hexed = ok.then(|| otp_sha256_hex.to_ascii_lowercase());
-        self.verify_hex(txn_id, hexed, now)
+        self.claim_hex(txn_id, hexed, now)
     }
 
-    fn verify_hex(
+    fn claim_hex(
         &self,
         txn_id: &str,
         otp_sha256_hex: Option<String>,
         now: Instant,
-    ) -> Result<VerifiedMobile, OtpError> {
+    ) -> Result<OtpClaim<'_>, OtpError> {
         let id = Uuid::try_parse(txn_id).map_err(|_| OtpError::Expired)?;
         let now_ms = self.ms(now);
         let candidate = otp_sha256_hex.map(|h| self.tag(&id, &h));
 
         let mut inner = self.inner.lock();
         let txn = inner.txns.get_mut(&id).ok_or(OtpError::Expired)?;
-        if now_ms >= txn.expires_at_ms || txn.attempts_left == 0 {
+        if now_ms >= txn.expires_at_ms || txn.attempts_left == 0 || txn.claimed {
             return Err(OtpError::Expired);
         }
         let right = candidate.is_some_and(|mac| mac.verify_slice(&txn.tag).is_ok());
@@ -438,36 +612,39 @@ impl OtpManager {
                 attempts_left: txn.attempts_left,
             });
         }
-        let mobile = txn.mobile.clone();
-        inner.txns.remove(&id);
-        if let Some(st) = inner.mobiles.get_mut(&mobile) {
-            if st.live_txn == Some(id) {
-                st.live_txn = None;
-            }
-        }
-        Ok(VerifiedMobile { mobile })
+        txn.claimed = true;
+        let number = txn.mobile;
+        drop(inner);
+        let Some(mobile) = Mobile::from_u64(number) else {
+            // Keys are made from valid mobiles only.
+            return Err(OtpError::Expired);
+        };
+        Ok(OtpClaim {
+            manager: self,
+            id,
+            mobile,
+            consumed: false,
+        })
     }
 
-    /// Drops expired transactions and mobiles with no OTP in the last 24 h. O(tracked mobiles).
+    /// Drops expired transactions and mobiles with no OTP in the last 24 h, in steps of
+    /// [`OTP_PURGE_STEP_MAX`] entries (the lock is released between steps). Its work is what
+    /// expired since the last call; run it off the async workers (`spawn_blocking`).
     pub fn purge(&self, now: Instant) -> PurgeStats {
         let now_ms = self.ms(now);
-        let mut inner = self.inner.lock();
-        let txns = inner.pop_expired(now_ms);
-        let before = inner.mobiles.len();
-        inner.mobiles.retain(|_, st| {
-            while st
-                .sends_ms
-                .front()
-                .is_some_and(|&t| t.saturating_add(DAY_MS) <= now_ms)
-            {
-                st.sends_ms.pop_front();
+        let mut total = PurgeStats::default();
+        loop {
+            let (stats, more) = self.inner.lock().clean(now_ms, OTP_PURGE_STEP_MAX);
+            total.txns += stats.txns;
+            total.mobiles += stats.mobiles;
+            if !more {
+                break;
             }
-            !st.sends_ms.is_empty() || st.live_txn.is_some()
-        });
-        PurgeStats {
-            txns,
-            mobiles: before - inner.mobiles.len(),
         }
+        let (txns, mobiles) = (self.txn_slots_used(), self.mobiles_tracked());
+        metrics::gauge!("kataar_otp_txns").set(txns as f64);
+        metrics::gauge!("kataar_otp_mobiles").set(mobiles as f64);
+        total
     }
 
     /// Transaction slots in use (live, dead or used but not yet past their expiry).
@@ -665,44 +842,61 @@ mod tests {
     }
 
     #[test]
-    fn bound_on_transactions_refuses_busy_until_expiry() {
+    fn bound_on_transactions_evicts_the_oldest() {
         let cfg = OtpConfig {
             txns_max: 3,
             ..OtpConfig::defaults()
         };
         let (m, t0) = mgr(cfg);
-        for i in 0..3 {
-            m.request(&mob(&format!("987654321{i}")), t0 + s(i))
-                .unwrap();
-        }
-        assert_eq!(
-            m.request(&mob("9876543219"), t0 + s(10)).unwrap_err(),
-            OtpError::Busy { retry_after_s: 170 }
-        );
-        // After the first expires, its slot is free again.
-        assert!(m.request(&mob("9876543219"), t0 + s(180)).is_ok());
+        let issued: Vec<OtpIssued> = (0..3)
+            .map(|i| {
+                m.request(&mob(&format!("987654321{i}")), t0 + s(i))
+                    .unwrap()
+            })
+            .collect();
         assert_eq!(m.txn_slots_used(), 3);
+        // At the bound a new mobile is served; the oldest transaction makes room.
+        let fourth = m.request(&mob("9876543219"), t0 + s(10)).unwrap();
+        assert_eq!(m.txn_slots_used(), 3);
+        assert_eq!(
+            m.verify(&issued[0].txn_id, issued[0].otp.expose_secret(), t0 + s(11)),
+            Err(OtpError::Expired)
+        );
+        for t in [&issued[1], &issued[2], &fourth] {
+            assert!(m
+                .verify(&t.txn_id, t.otp.expose_secret(), t0 + s(11))
+                .is_ok());
+        }
     }
 
     #[test]
-    fn bound_on_mobiles_and_purge() {
+    fn bound_on_mobiles_forgets_the_oldest_and_purge_cleans() {
         let cfg = OtpConfig {
             mobiles_max: 2,
             ..OtpConfig::defaults()
         };
         let (m, t0) = mgr(cfg);
-        m.request(&mob("9000000001"), t0).unwrap();
-        m.request(&mob("9000000002"), t0).unwrap();
-        assert_eq!(
-            m.request(&mob("9000000003"), t0).unwrap_err(),
-            OtpError::Busy {
-                retry_after_s: OTP_BUSY_RETRY_AFTER_S
-            }
+        let a = mob("9000000001");
+        m.request(&a, t0).unwrap();
+        m.request(&mob("9000000002"), t0 + s(1)).unwrap();
+        // A known mobile is still capped.
+        assert!(matches!(
+            m.request(&a, t0 + s(2)),
+            Err(OtpError::ResendTooSoon { .. })
+        ));
+        // A third mobile is served: the mobile whose last OTP is oldest (a) is forgotten.
+        let c = m.request(&mob("9000000003"), t0 + s(2)).unwrap();
+        assert_eq!(m.mobiles_tracked(), 2);
+        assert!(
+            m.request(&a, t0 + s(3)).is_ok(),
+            "a's cooldown was forgotten"
         );
-        // A known mobile still gets through.
-        assert!(m.request(&mob("9000000001"), t0 + s(30)).is_ok());
+        assert_eq!(m.mobiles_tracked(), 2);
+        assert!(m
+            .verify(&c.txn_id, c.otp.expose_secret(), t0 + s(4))
+            .is_ok());
         let p = m.purge(t0 + s(3600));
-        assert_eq!(p.txns, 3);
+        assert_eq!(p.txns, 4);
         assert_eq!(p.mobiles, 0);
         assert_eq!(m.mobiles_tracked(), 2);
         let p = m.purge(t0 + s(86_400 + 30));
@@ -714,7 +908,74 @@ mod tests {
             }
         );
         assert_eq!(m.txn_slots_used(), 0);
-        assert!(m.request(&mob("9000000003"), t0 + s(86_400 + 31)).is_ok());
+        assert_eq!(m.mobiles_tracked(), 0);
+    }
+
+    #[test]
+    fn purge_works_in_steps_and_finishes() {
+        let (m, t0) = mgr(OtpConfig::defaults());
+        let n = OTP_PURGE_STEP_MAX * 2 + 7;
+        for i in 0..n {
+            let raw = format!("9{:09}", i);
+            m.request(&mob(&raw), t0).unwrap();
+        }
+        let p = m.purge(t0 + s(86_400));
+        assert_eq!(
+            p,
+            PurgeStats {
+                txns: n,
+                mobiles: n
+            }
+        );
+        assert_eq!((m.txn_slots_used(), m.mobiles_tracked()), (0, 0));
+    }
+
+    #[test]
+    fn an_undelivered_otp_is_not_issued_and_not_counted() {
+        let cfg = OtpConfig {
+            per_mobile_hour_max: 1,
+            ..OtpConfig::defaults()
+        };
+        let (m, t0) = mgr(cfg);
+        let a = mob("9876543210");
+        let mut offered = None;
+        let refused = m.request_then(&a, t0, |issued| {
+            offered = Some(issued.txn_id.clone());
+            false
+        });
+        assert_eq!(
+            refused.unwrap_err(),
+            OtpError::Busy {
+                retry_after_s: OTP_BUSY_RETRY_AFTER_S
+            }
+        );
+        let offered = offered.unwrap();
+        assert_eq!(m.verify(&offered, "000000", t0), Err(OtpError::Expired));
+        // Neither the cooldown nor the hourly cap (1) saw it.
+        let issued = m.request(&a, t0 + s(1)).unwrap();
+        assert!(m
+            .verify(&issued.txn_id, issued.otp.expose_secret(), t0 + s(2))
+            .is_ok());
+        assert_eq!(m.mobiles_tracked(), 1);
+    }
+
+    #[test]
+    fn a_claim_dropped_unconsumed_hands_the_otp_back() {
+        let (m, t0) = mgr(OtpConfig::defaults());
+        let issued = m.request(&mob("9876543210"), t0).unwrap();
+        let otp = issued.otp.expose_secret().to_owned();
+        let claim = m.claim(&issued.txn_id, &otp, t0).unwrap();
+        assert_eq!(claim.mobile().as_str(), "9876543210");
+        // Held: a second verify of the same transaction is refused meanwhile.
+        assert_eq!(m.verify(&issued.txn_id, &otp, t0), Err(OtpError::Expired));
+        drop(claim);
+        // Handed back: the same OTP works, once.
+        let claim = m.claim(&issued.txn_id, &otp, t0 + s(1)).unwrap();
+        assert_eq!(claim.consume().mobile.as_str(), "9876543210");
+        assert_eq!(
+            m.verify(&issued.txn_id, &otp, t0 + s(2)),
+            Err(OtpError::Expired)
+        );
     }
 
     #[test]

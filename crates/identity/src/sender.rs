@@ -1,12 +1,19 @@
 //! OTP senders: how an issued OTP leaves the process, always off the request path.
 //!
 //! [`OtpDispatcher::dispatch`] only does a `try_send` into a bounded queue (full: the message is
-//! dropped and counted in `kataar_otp_dropped_total`); one background task delivers:
-//! - `log`: a `warn!` line marked as a demo OTP, the one place an OTP may appear in a log;
+//! refused, counted in `kataar_otp_dropped_total`, and the caller answers `503` without issuing
+//! the OTP); one background task delivers:
+//! - `log`: a `warn!` line marked as a demo OTP, the one place an OTP may appear in a log (the
+//!   server accepts it with `--demo` only);
 //! - `file:PATH`: one JSON line `{"mobile","otp","txn_id","sent_at"}` appended and flushed per
-//!   batch (how tests and the load kit log in);
-//! - `webhook:URL`: an HTTP POST of that JSON with a timeout and retries with exponential backoff,
-//!   at most [`WEBHOOK_IN_FLIGHT_MAX`] at once. Only `http://` URLs: this build has no TLS.
+//!   batch (how tests and the load kit log in); the file is created `0600` (an existing file is
+//!   narrowed to `0600`);
+//! - `webhook:URL`: an HTTP POST of that JSON (`http://` or `https://`, TLS by rustls with the
+//!   Mozilla roots) with a timeout and retries with exponential backoff, at most
+//!   [`WEBHOOK_IN_FLIGHT_MAX`] at once. Each POST carries [`SIGNATURE_HEADER`]
+//!   `sha256=<lowercase hex HMAC-SHA256(secret, body)>`, the secret being the bytes of
+//!   `otp_webhook_secret`; a gateway recomputes it over the raw body, compares in constant time,
+//!   and may refuse a `sent_at` older than the OTP's 180 s.
 //!
 //! Metrics: `kataar_otp_sent_total{sender}`, `kataar_otp_failed_total{sender}`,
 //! `kataar_otp_dropped_total{sender}`.
@@ -40,6 +47,43 @@ pub const WEBHOOK_BACKOFF_MAX_MS: u64 = 5_000;
 pub const WEBHOOK_IN_FLIGHT_MAX: usize = 32;
 /// Messages written to the file per batch (one flush each).
 pub const FILE_BATCH_MAX: usize = 256;
+/// The header carrying the webhook body's signature.
+pub const SIGNATURE_HEADER: &str = "Kataar-Signature";
+/// Shortest webhook secret accepted, in bytes.
+pub const WEBHOOK_SECRET_BYTES_MIN: usize = 16;
+
+/// The key webhook bodies are signed with. `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(Vec<u8>);
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(<redacted>)")
+    }
+}
+
+impl WebhookSecret {
+    /// The secret of `otp_webhook_secret`: its bytes, at least [`WEBHOOK_SECRET_BYTES_MIN`].
+    pub fn new(secret: &str) -> Result<WebhookSecret, SenderError> {
+        if secret.len() < WEBHOOK_SECRET_BYTES_MIN {
+            return Err(SenderError::Spec(
+                "otp_webhook_secret must be at least 16 bytes",
+            ));
+        }
+        Ok(WebhookSecret(secret.as_bytes().to_vec()))
+    }
+
+    /// `sha256=<lowercase hex HMAC-SHA256(secret, body)>`, the [`SIGNATURE_HEADER`] value.
+    pub fn sign(&self, body: &[u8]) -> String {
+        use hmac::Mac;
+        let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC takes keys of any length"),
+        };
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+}
 
 /// Where OTPs go: the `otp_sender` setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +92,7 @@ pub enum OtpSenderSpec {
     Log,
     /// `file:PATH`: one JSON line per OTP appended to `PATH`.
     File(PathBuf),
-    /// `webhook:URL`: JSON POSTed to `URL` (`http://` only).
+    /// `webhook:URL`: JSON POSTed to `URL` (`http://` or `https://`), signed.
     Webhook(String),
 }
 
@@ -68,11 +112,11 @@ impl OtpSenderSpec {
         }
         if let Some(url) = s.strip_prefix("webhook:") {
             let parsed = reqwest::Url::parse(url).map_err(|_| {
-                SenderError::Spec("webhook: needs a URL, as in webhook:http://host/path")
+                SenderError::Spec("webhook: needs a URL, as in webhook:https://host/path")
             })?;
-            if parsed.scheme() != "http" || parsed.host_str().is_none() {
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
                 return Err(SenderError::Spec(
-                    "webhook URL must be http://host/... (this build has no TLS)",
+                    "webhook URL must be https://host/... or http://host/...",
                 ));
             }
             return Ok(OtpSenderSpec::Webhook(url.to_owned()));
@@ -174,6 +218,8 @@ pub struct DispatcherConfig {
     pub webhook_backoff_max: Duration,
     /// Deliveries in flight at once (at least 1; default [`WEBHOOK_IN_FLIGHT_MAX`]).
     pub webhook_in_flight_max: usize,
+    /// The key webhook bodies are signed with (required by the `webhook:` sender).
+    pub webhook_secret: Option<WebhookSecret>,
 }
 
 impl DispatcherConfig {
@@ -186,6 +232,7 @@ impl DispatcherConfig {
             webhook_backoff_first: Duration::from_millis(WEBHOOK_BACKOFF_FIRST_MS),
             webhook_backoff_max: Duration::from_millis(WEBHOOK_BACKOFF_MAX_MS),
             webhook_in_flight_max: WEBHOOK_IN_FLIGHT_MAX,
+            webhook_secret: None,
         }
     }
 }
@@ -250,8 +297,25 @@ enum Sink {
     Webhook {
         client: reqwest::Client,
         url: String,
+        secret: WebhookSecret,
         in_flight: Arc<Semaphore>,
     },
+}
+
+/// Opens `path` for appending, created `0600`; an existing file readable by others is
+/// narrowed to `0600` (it holds OTPs in clear).
+fn open_otp_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
 }
 
 impl OtpDispatcher {
@@ -276,17 +340,16 @@ impl OtpDispatcher {
         let sink = match &spec {
             OtpSenderSpec::Log => Sink::Log,
             OtpSenderSpec::File(path) => {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|source| SenderError::File {
-                        path: path.clone(),
-                        source,
-                    })?;
+                let file = open_otp_file(path).map_err(|source| SenderError::File {
+                    path: path.clone(),
+                    source,
+                })?;
                 Sink::File(Arc::new(std::sync::Mutex::new(file)))
             }
             OtpSenderSpec::Webhook(url) => {
+                let secret = cfg.webhook_secret.clone().ok_or(SenderError::Spec(
+                    "the webhook sender needs otp_webhook_secret to sign its requests",
+                ))?;
                 let client = reqwest::Client::builder()
                     .timeout(cfg.webhook_timeout)
                     .build()
@@ -295,6 +358,7 @@ impl OtpDispatcher {
                 Sink::Webhook {
                     client,
                     url: url.clone(),
+                    secret,
                     in_flight,
                 }
             }
@@ -433,16 +497,22 @@ async fn deliver(
         Sink::Webhook {
             client,
             url,
+            secret,
             in_flight,
         } => {
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 shared.failed(1);
                 return;
             };
-            let (client, url, cfg, shared) =
-                (client.clone(), url.clone(), cfg.clone(), shared.clone());
+            let (client, url, secret, cfg, shared) = (
+                client.clone(),
+                url.clone(),
+                secret.clone(),
+                cfg.clone(),
+                shared.clone(),
+            );
             tokio::spawn(async move {
-                let ok = post_with_retries(&client, &url, &first, &cfg).await;
+                let ok = post_with_retries(&client, &url, &secret, &first, &cfg).await;
                 if ok {
                     shared.sent(1);
                 } else {
@@ -463,16 +533,19 @@ async fn deliver(
 async fn post_with_retries(
     client: &reqwest::Client,
     url: &str,
+    secret: &WebhookSecret,
     msg: &OtpMessage,
     cfg: &DispatcherConfig,
 ) -> bool {
     let body = msg.to_json();
+    let signature = secret.sign(body.as_bytes());
     let mut backoff = cfg.webhook_backoff_first;
     let attempts = cfg.webhook_attempts_max.max(1);
     for attempt in 1..=attempts {
         let sent = client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, &signature)
             .body(body.clone())
             .send()
             .await;
@@ -525,6 +598,10 @@ mod tests {
         );
         assert_eq!(w.to_string(), "webhook:http://127.0.0.1:9000/otp");
         assert_eq!(w.kind(), "webhook");
+        assert_eq!(
+            OtpSenderSpec::parse("webhook:https://sms.example.in/otp").unwrap(),
+            OtpSenderSpec::Webhook("https://sms.example.in/otp".into())
+        );
         for bad in [
             "",
             "LOG",
@@ -533,7 +610,6 @@ mod tests {
             "webhook:",
             "webhook:not a url",
             "webhook:ftp://x/y",
-            "webhook:https://x/y",
         ] {
             assert!(OtpSenderSpec::parse(bad).is_err(), "{bad}");
         }
@@ -585,6 +661,25 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn otp_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.jsonl");
+        let d = OtpDispatcher::spawn(OtpSenderSpec::File(fresh.clone()), 4).unwrap();
+        assert!(d.close(Duration::from_secs(10)).await);
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+        // A file left readable by others is narrowed.
+        let old = dir.path().join("old.jsonl");
+        std::fs::write(&old, "").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let d = OtpDispatcher::spawn(OtpSenderSpec::File(old.clone()), 4).unwrap();
+        assert!(d.close(Duration::from_secs(10)).await);
+        let mode = std::fs::metadata(&old).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+    }
+
     #[test]
     fn file_sender_reports_an_unopenable_path() {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -622,8 +717,10 @@ mod tests {
         );
     }
 
-    /// Requests seen by the test receiver, and the bodies it accepted.
-    type Seen = (Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>);
+    /// Requests seen by the test receiver, and the (signature, body) pairs it accepted.
+    type Seen = (Arc<AtomicUsize>, Arc<Mutex<Vec<(String, String)>>>);
+
+    const SECRET: &str = "gateway-shared-secret-0123";
 
     /// A receiver on 127.0.0.1:0 that fails the first `fail_first` requests with 500.
     async fn receiver(fail_first: usize) -> (String, Seen) {
@@ -632,12 +729,19 @@ mod tests {
             Arc::new(AtomicUsize::new(0)),
             Arc::new(Mutex::new(Vec::new())),
         );
-        let handler = move |State((hits, bodies)): State<Seen>, body: String| async move {
+        let handler = move |State((hits, bodies)): State<Seen>,
+                            headers: axum::http::HeaderMap,
+                            body: String| async move {
             let n = hits.fetch_add(1, Ordering::SeqCst);
             if n < fail_first {
                 return StatusCode::INTERNAL_SERVER_ERROR;
             }
-            bodies.lock().push(body);
+            let signature = headers
+                .get(SIGNATURE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            bodies.lock().push((signature, body));
             StatusCode::NO_CONTENT
         };
         let app = Router::new()
@@ -654,6 +758,7 @@ mod tests {
             queue_max,
             webhook_backoff_first: Duration::from_millis(20),
             webhook_backoff_max: Duration::from_millis(50),
+            webhook_secret: Some(WebhookSecret::new(SECRET).unwrap()),
             ..DispatcherConfig::defaults()
         }
     }
@@ -671,7 +776,15 @@ mod tests {
         assert!(d.dispatch(msg));
         assert!(d.close(Duration::from_secs(20)).await);
         assert_eq!(hits.load(Ordering::SeqCst), 2);
-        assert_eq!(bodies.lock().clone(), vec![expected]);
+        // The signature a gateway computes independently over the raw body.
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(SECRET.as_bytes()).unwrap();
+        hmac::Mac::update(&mut mac, expected.as_bytes());
+        let want = format!(
+            "sha256={}",
+            hex::encode(hmac::Mac::finalize(mac).into_bytes())
+        );
+        assert_eq!(bodies.lock().clone(), vec![(want, expected)]);
         assert_eq!(
             d.stats(),
             SenderStats {
@@ -680,6 +793,54 @@ mod tests {
                 dropped: 0
             }
         );
+    }
+
+    #[tokio::test]
+    async fn webhook_needs_a_secret_of_sixteen_bytes() {
+        assert!(WebhookSecret::new(&"k".repeat(WEBHOOK_SECRET_BYTES_MIN - 1)).is_err());
+        let ok = WebhookSecret::new(&"k".repeat(WEBHOOK_SECRET_BYTES_MIN)).unwrap();
+        assert!(!format!("{ok:?}").contains("kkkk"));
+        let err = OtpDispatcher::spawn_with(
+            OtpSenderSpec::Webhook("https://sms.example.in/otp".into()),
+            DispatcherConfig::defaults(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("otp_webhook_secret"), "{err}");
+        // With a secret, an https webhook starts (the TLS client builds).
+        let d = OtpDispatcher::spawn_with(
+            OtpSenderSpec::Webhook("https://sms.example.in/otp".into()),
+            DispatcherConfig {
+                webhook_secret: Some(ok),
+                ..DispatcherConfig::defaults()
+            },
+        )
+        .unwrap();
+        assert!(d.close(Duration::from_secs(10)).await);
+    }
+
+    #[tokio::test]
+    async fn https_webhook_speaks_tls() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cfg = DispatcherConfig {
+            webhook_attempts_max: 1,
+            ..fast_retries(4)
+        };
+        let d = OtpDispatcher::spawn_with(
+            OtpSenderSpec::parse(&format!("webhook:https://{addr}/otp")).unwrap(),
+            cfg,
+        )
+        .unwrap();
+        assert!(d.dispatch(message("654321", "txn-tls")));
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut head = [0u8; 3];
+        conn.read_exact(&mut head).await.unwrap();
+        // A TLS record: handshake (22), protocol version 3.x: a ClientHello, not clear HTTP.
+        assert_eq!((head[0], head[1]), (22, 3), "{head:?}");
+        drop(conn);
+        assert!(d.close(Duration::from_secs(20)).await);
+        assert_eq!(d.stats().failed, 1);
     }
 
     #[tokio::test]

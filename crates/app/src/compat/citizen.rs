@@ -59,11 +59,11 @@ async fn confirm(state: &AppState, body: &V2Body) -> Result<crate::v1::citizen::
     if otp.is_empty() || txn.is_empty() {
         return Err(V2Error::bad("USRAUT0012", "otp and txnId are required"));
     }
-    let verified = state
+    let claim = state
         .otp
-        .verify_sha256(&txn, &otp, Instant::now())
+        .claim_sha256(&txn, &otp, Instant::now())
         .map_err(|e| V2Error::from(crate::v1::citizen::otp_error(e)))?;
-    v2(sign_in(state, &verified).await)
+    v2(sign_in(state, claim).await)
 }
 
 /// `validateMobileOtp` and `public/confirmOTP`: `{"token"}` for the SHA-256 of the OTP.

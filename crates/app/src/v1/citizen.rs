@@ -20,7 +20,7 @@ use kataar_domain::limits::BIRTH_YEAR_MIN;
 use kataar_domain::rules;
 use kataar_domain::{AccountId, BeneficiaryId, Gender};
 use kataar_identity::{
-    normalize_and_validate, normalize_mobile, IdType, OtpError, OtpMessage, VerifiedMobile,
+    normalize_and_validate, normalize_mobile, IdType, OtpClaim, OtpError, OtpMessage,
 };
 use kataar_inventory::{AccountLookup, BeneficiaryView, NewBeneficiary};
 use serde::Deserialize;
@@ -112,7 +112,8 @@ pub struct OtpRequestBody {
     responses(
         (status = 202, description = "`{txn_id, expires_in_s, resend_after_s}`"),
         (status = 400, description = "`invalid_request` (`mobile`)", body = ErrorBody),
-        (status = 429, description = "`otp_resend_too_soon`, `otp_limit_reached`", body = ErrorBody)))]
+        (status = 429, description = "`otp_resend_too_soon`, `otp_limit_reached`", body = ErrorBody),
+        (status = 503, description = "`overloaded`: the OTP could not be queued for delivery; none was issued", body = ErrorBody)))]
 async fn otp_request(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<OtpRequestBody>,
@@ -146,25 +147,25 @@ pub fn send_otp(state: &AppState, raw_mobile: &str) -> Result<OtpSent, ApiError>
             "mobile must be a 10-digit Indian mobile number starting with 6-9",
         )
     })?;
+    // The OTP is issued only if its delivery is queued: a full queue answers 503 and counts
+    // neither against the mobile's caps nor its resend cooldown.
+    let sent_at = state.now();
     let issued = state
         .otp
-        .request(&mobile, Instant::now())
+        .request_then(&mobile, Instant::now(), |issued| {
+            state.otp_sender.dispatch(OtpMessage {
+                mobile: mobile.clone(),
+                otp: issued.otp.clone(),
+                txn_id: issued.txn_id.clone(),
+                sent_at,
+            })
+        })
         .map_err(otp_error)?;
-    let sent = OtpSent {
-        txn_id: issued.txn_id.clone(),
+    Ok(OtpSent {
+        txn_id: issued.txn_id,
         expires_in_s: issued.expires_in_s,
         resend_after_s: issued.resend_after_s,
-    };
-    let queued = state.otp_sender.dispatch(OtpMessage {
-        mobile,
-        otp: issued.otp,
-        txn_id: issued.txn_id,
-        sent_at: state.now(),
-    });
-    if !queued {
-        tracing::warn!("OTP delivery queue full; this OTP was not sent");
-    }
-    Ok(sent)
+    })
 }
 
 /// Body of `POST /v1/auth/otp/verify`.
@@ -190,11 +191,11 @@ async fn otp_verify(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<OtpVerifyBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let verified = state
+    let claim = state
         .otp
-        .verify(&body.txn_id, &body.otp, Instant::now())
+        .claim(&body.txn_id, &body.otp, Instant::now())
         .map_err(otp_error)?;
-    let signed = sign_in(&state, &verified).await?;
+    let signed = sign_in(&state, claim).await?;
     Ok(Json(json!({
         "token": signed.token,
         "token_type": "Bearer",
@@ -217,16 +218,16 @@ pub struct SignedIn {
 }
 
 /// Finds or creates (durably) the account of a mobile proven by OTP and issues its token:
-/// the one sign-in for every API.
-pub async fn sign_in(state: &AppState, verified: &VerifiedMobile) -> Result<SignedIn, ApiError> {
+/// the one sign-in for every API. The OTP's transaction is consumed only once the account is
+/// durable: if the commit fails, the claim is handed back and the same OTP can be retried.
+pub async fn sign_in(state: &AppState, claim: OtpClaim<'_>) -> Result<SignedIn, ApiError> {
     let now = state.now();
-    let (account, new_account) = match state
-        .inv
-        .ensure_account(Some(verified.mobile.as_str()), now)
+    let (account, new_account) = match state.inv.ensure_account(Some(claim.mobile().as_str()), now)
     {
         AccountLookup::Existing(a) => (a, false),
         AccountLookup::New(prepared) => (durable::commit(state, prepared).await?, true),
     };
+    claim.consume();
     let issued = state.tokens.issue(account.account_id.0, unix_s(now));
     let expires_at = i64::try_from(issued.expires_at_unix_s)
         .ok()
