@@ -16,6 +16,7 @@
 //! - [`verdict`]: O, L, D after every run, in the database or through the operators' API.
 //! - [`procs`]: child processes (listen line, CPU time from `/proc`, SIGTERM, taskset).
 //! - [`report`]: `report.json`, `summary.md`, SVG charts.
+//! - [`html`]: `report.html`, the report as one self-contained page (inline SVG charts).
 //! - [`compare`]: the side-by-side run that writes the report.
 //!
 //! The kit owns only load generation and measurement. It must never talk to anything but
@@ -25,6 +26,7 @@
 pub mod baseline;
 pub mod compare;
 pub mod exec;
+pub mod html;
 pub mod kataar;
 pub mod lean;
 pub mod pg;

@@ -1,6 +1,7 @@
 //! The report: `report.json` (figures, ratios, one section per run, the verdicts), a human
-//! `summary.md`, and one SVG chart per run (offered / admitted / refused / failed per second, and
-//! p50 / p99 / p99.9 latency per second).
+//! `summary.md`, one SVG chart per run (offered / admitted / refused / failed per second, and
+//! p50 / p99 / p99.9 latency per second), and `report.html`, the same as one page readable
+//! without a network (charts inline, see [`crate::html`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -135,9 +136,34 @@ type CountOf = fn(&crate::stats::SecondSummary) -> u64;
 /// Reads a latency from a second of the series.
 type MsOf = fn(&crate::stats::SecondSummary) -> f64;
 
+/// A run chart's size in pixels.
+pub const CHART_PX: (u32, u32) = (900, 640);
+
 /// Draws one run's chart to `path`.
 pub fn chart(path: &Path, title: &str, s: &RunSummary) -> Result<(), ReportError> {
-    let root = SVGBackend::new(path, (900, 640)).into_drawing_area();
+    draw(
+        SVGBackend::new(path, CHART_PX).into_drawing_area(),
+        title,
+        s,
+    )
+}
+
+/// One run's chart as an SVG document in a string (for inlining).
+pub fn chart_svg(title: &str, s: &RunSummary) -> Result<String, ReportError> {
+    let mut out = String::new();
+    draw(
+        SVGBackend::with_string(&mut out, CHART_PX).into_drawing_area(),
+        title,
+        s,
+    )?;
+    Ok(out)
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    s: &RunSummary,
+) -> Result<(), ReportError> {
     root.fill(&WHITE).map_err(chart_err)?;
     let (top, bottom) = root.split_vertically(320);
     let t_max = (s.series.len().max(1)) as f64;
@@ -316,7 +342,7 @@ pub fn summary_md(r: &Report) -> String {
     s
 }
 
-/// Writes `report.json`, `summary.md` and every run's chart into `dir`.
+/// Writes `report.json`, `summary.md`, `report.html` and every run's chart into `dir`.
 pub fn write(dir: &Path, r: &mut Report) -> Result<(), ReportError> {
     std::fs::create_dir_all(dir)?;
     for run in &mut r.runs {
@@ -328,5 +354,6 @@ pub fn write(dir: &Path, r: &mut Report) -> Result<(), ReportError> {
     }
     std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(r)?)?;
     std::fs::write(dir.join("summary.md"), summary_md(r))?;
+    std::fs::write(dir.join("report.html"), crate::html::page(r))?;
     Ok(())
 }
