@@ -21,6 +21,7 @@
 pub mod admission;
 pub mod auth;
 pub mod compat;
+pub mod console;
 pub mod demo;
 pub mod durable;
 pub mod errors;

@@ -43,6 +43,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = citizen::openapi();
     doc.merge(operator::openapi());
     doc.merge(public::openapi());
+    doc.merge(crate::console::openapi());
     contract::complete(doc)
 }
 
@@ -52,4 +53,6 @@ pub fn router() -> Router<AppState> {
         .merge(public::routes())
         .merge(citizen::routes())
         .merge(operator::routes())
+        .merge(crate::console::routes())
+        .layer(axum::middleware::from_fn(crate::console::conditional_get))
 }

@@ -16,7 +16,8 @@
 //! They are rare, and no citizen request ever waits on these locks.
 //!
 //! Answers are the contract's shapes, sometimes with more members: sessions carry every live
-//! pool counter and `totals`, bookings the beneficiary's `name`, `id_masked` and the `channel`,
+//! pool counter and `totals`, bookings the beneficiary's `name`, `id_masked`, the account's
+//! `mobile_masked` (`"XXXXXX3210"`, null for a walk-in without a mobile) and the `channel`,
 //! centres their `fee_rupees`.
 //!
 //! The handlers live in three files next to this one:

@@ -42,6 +42,17 @@ pub fn staff_booking(inv: &Inventory, b: &Booking) -> Value {
                 .as_ref()
                 .map_or(Value::Null, |p| json!(p.beneficiary.id_masked)),
         );
+        // For the console's search by the last digits of a mobile.
+        let mobile = person
+            .as_ref()
+            .and_then(|p| inv.account(p.beneficiary.account_id))
+            .and_then(|a| a.mobile);
+        m.insert(
+            "mobile_masked".into(),
+            mobile.map_or(Value::Null, |m| {
+                json!(format!("XXXXXX{}", m.get(6..).unwrap_or("")))
+            }),
+        );
     }
     v
 }
