@@ -29,12 +29,20 @@ use utoipa::openapi::OpenApi;
 
 use super::operator::{FEE_RUPEES_MAX, SESSION_AGE_MAX};
 
-/// Largest id the API hands out (`api.md`: ids never above 2^53, so JSON numbers stay exact).
-pub const ID_MAX: u64 = (1 << 53) - 1;
+/// Largest id the API hands out or reads (`api.md`: ids never above 2^53, so JSON numbers stay
+/// exact); the extractors refuse a path or query id above it.
+pub use kataar_api::extract::ID_MAX;
 
 /// A trimmed text field: at least one character that is neither white space nor a control
-/// character, and no control character anywhere (length is `maxLength`).
-const TEXT_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+/// character, and no control character or invisible formatting character (bidirectional
+/// controls, zero-width characters, the byte-order mark: `v1::is_invisible_format`) anywhere
+/// (length is `maxLength`). The server also takes a zero-width (non-)joiner right after an
+/// Indic virama, where it is part of the spelling; the pattern leaves that out.
+const TEXT_PATTERN: &str = concat!(
+    r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*",
+    r"[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]",
+    r"[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$"
+);
 
 /// An `HH:MM` time of day, 00:00..=23:59.
 const TIME_PATTERN: &str = "^([01][0-9]|2[0-3]):[0-5][0-9]$";
@@ -421,19 +429,13 @@ fn patch_operations(doc: &mut Value) {
             if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
                 for p in params.iter_mut() {
                     let name = p["name"].as_str().unwrap_or_default().to_owned();
-                    let in_path = p["in"] == "path";
                     let Some(schema) = p.get_mut("schema") else {
                         continue;
                     };
                     if name.ends_with("_id") && is_integer(schema) {
-                        // A path names one object (ids stop at 2^53 - 1); a query id filters,
-                        // and an unknown one filters everything out.
-                        let max = if in_path {
-                            json!(ID_MAX)
-                        } else {
-                            json!(u64::MAX)
-                        };
-                        merge_into(schema, &json!({"minimum": 0, "maximum": max}));
+                        // Ids stop at 2^53 - 1 in a path and in a query alike: the extractors
+                        // refuse a larger one with `400 invalid_request`.
+                        merge_into(schema, &json!({"minimum": 0, "maximum": ID_MAX}));
                     } else if let Some(bounds) = param_bounds(&name) {
                         merge_into(schema, &bounds);
                     }
@@ -659,5 +661,12 @@ mod tests {
             .find(|p| p["name"] == "days")
             .unwrap();
         assert_eq!(days["schema"]["maximum"], json!(QUERY_DAYS_MAX));
+        let district = avail
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "district_id")
+            .unwrap();
+        assert_eq!(district["schema"]["maximum"], json!(ID_MAX));
     }
 }
