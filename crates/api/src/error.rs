@@ -22,20 +22,49 @@ tokio::task_local! {
 }
 
 /// The id of one request: echoed from `X-Request-Id` when the client sent a usable one, else
-/// generated. Also inserted as a request extension, so handlers can take `Extension<RequestId>`
-/// (audit records carry it).
+/// generated. Also inserted as a request extension, so handlers can take `Extension<RequestId>`.
+///
+/// The server always generates its own id too ([`RequestId::server_id`]): records the server
+/// keeps (the audit log) name that one, so a client cannot choose or reuse the id another
+/// request is known by.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestId(pub std::sync::Arc<str>);
+pub struct RequestId(pub std::sync::Arc<str>, pub Option<std::sync::Arc<str>>);
 
 impl RequestId {
-    /// The id as text.
+    /// A request the server named itself (`id` is also the server's id).
+    pub fn generated(id: std::sync::Arc<str>) -> RequestId {
+        RequestId(id, None)
+    }
+
+    /// A request whose client sent `echoed`; the server's own id is `server`.
+    pub fn echoed(echoed: std::sync::Arc<str>, server: std::sync::Arc<str>) -> RequestId {
+        RequestId(echoed, Some(server))
+    }
+
+    /// The id as text (the one in `X-Request-Id` and error bodies).
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The id the server generated for this request, whatever the client sent.
+    pub fn server_id(&self) -> &str {
+        self.1.as_deref().unwrap_or(&self.0)
+    }
+
+    /// The id the client sent, when it was echoed.
+    pub fn client_id(&self) -> Option<&str> {
+        self.1.as_ref().map(|_| &*self.0)
     }
 
     /// The id of the request the current task serves, if it runs inside the middleware scope.
     pub fn current() -> Option<RequestId> {
         CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+    }
+
+    /// Runs `fut` as part of this request (for work a handler spawns into a task of its own,
+    /// so that its errors and audit records carry the request's id).
+    pub async fn scope<F: std::future::Future>(self, fut: F) -> F::Output {
+        CURRENT_REQUEST_ID.scope(self, fut).await
     }
 }
 
@@ -200,6 +229,20 @@ impl ApiError {
             "store_unavailable",
             "The change could not be saved; nothing was changed. Retry later.",
         )
+        .with_retry_after(retry_after_s)
+    }
+
+    /// `503 store_unavailable` with `details.outcome: "unknown"` and `Retry-After`: the change
+    /// was handed to the store but its commit had not ended when the answer was due, so it may
+    /// yet be applied. (Without `outcome`, `store_unavailable` means nothing was changed.)
+    pub fn store_outcome_unknown(retry_after_s: u32) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "The change may or may not have been saved. Retry with the same Idempotency-Key \
+             to learn which.",
+        )
+        .with_detail("outcome", "unknown")
         .with_retry_after(retry_after_s)
     }
 

@@ -2,8 +2,10 @@
 //!
 //! Outermost first:
 //! 1. **request id**: echo `X-Request-Id` if the client sent 1–64 visible ASCII characters, else
-//!    generate one; insert it as a request extension ([`RequestId`]), run the request inside the
-//!    task-local scope [`ApiError`] reads, and set the header on every response.
+//!    generate one (the server's own id is generated either way, [`RequestId::server_id`], and is
+//!    what the audit log records); insert it as a request extension ([`RequestId`]), run the
+//!    request inside the task-local scope [`ApiError`] reads, and set the header on every
+//!    response.
 //! 2. **metrics**: `kataar_http_requests_total{route,method,status}` and
 //!    `kataar_http_request_duration_seconds{route,method}`; `route` is the matched template or
 //!    `unmatched` (never the raw path); a request dropped because the client went away is counted
@@ -88,13 +90,13 @@ pub fn new_request_id() -> String {
 }
 
 async fn request_id(mut req: Request, next: Next) -> Response {
-    let id: Arc<str> = match req.headers().get(REQUEST_ID_HEADER) {
+    let server: Arc<str> = Arc::from(new_request_id());
+    let id = match req.headers().get(REQUEST_ID_HEADER) {
         Some(v) if is_acceptable_request_id(v.as_bytes()) => {
-            Arc::from(v.to_str().unwrap_or_default())
+            RequestId::echoed(Arc::from(v.to_str().unwrap_or_default()), server)
         }
-        _ => Arc::from(new_request_id()),
+        _ => RequestId::generated(server),
     };
-    let id = RequestId(id);
     req.extensions_mut().insert(id.clone());
     let mut response = CURRENT_REQUEST_ID.scope(id.clone(), next.run(req)).await;
     if let Some(RenderLater(err)) = response.extensions_mut().remove::<RenderLater>() {

@@ -496,7 +496,15 @@ async fn operator_journey_and_audit_log() {
         .map(|r| r["audit_id"].as_u64().unwrap())
         .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "newest last: {ids:?}");
-    assert_eq!(records[6]["request_id"], "walkin-req-1");
+    // The audit names the server's own request id first (32 hex digits), then the client's.
+    let walkin_req = records[6]["request_id"].as_str().unwrap();
+    let (server_id, client) = walkin_req.split_once(' ').unwrap();
+    assert_eq!(client, "client=walkin-req-1");
+    assert_eq!(server_id.len(), 32, "{walkin_req}");
+    assert!(
+        server_id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{walkin_req}"
+    );
     assert_eq!(records[6]["object"], format!("booking:{walkin_id}"));
     assert_eq!(records[6]["before"], Value::Null);
     assert_eq!(records[8]["object"], format!("booking:{booking}"));
@@ -1368,5 +1376,120 @@ async fn operator_refusals() {
         st.inv.centre_sessions(CentreId(mine), yesterday, 3).len(),
         3
     );
+    srv.finish().await;
+}
+
+/// A session cancel whose client goes away while the cancel waits for an in-flight booking
+/// still completes: the session ends cancelled with its bookings, not closed for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_whose_client_goes_away_still_completes() {
+    let srv = TestServer::embedded().await;
+    let admin = srv.admin_key.clone();
+    let st = &srv.state;
+    let today = st.today();
+    let c = create_centre(&srv, &admin, "Kamla Nagar").await["centre_id"]
+        .as_u64()
+        .unwrap();
+    let session = create_session(&srv, &admin, session_body(c, plus(today, 3), "COVISHIELD")).await;
+    let sid = SessionId(session["session_id"].as_u64().unwrap());
+    let done = citizen_booking(
+        &srv,
+        "9876500101",
+        301,
+        sid.0,
+        slot_id(&session, 0),
+        Dose::One,
+        today,
+    )
+    .await;
+
+    // A second booking decided but not committed yet: a cancel waits for it.
+    let now = st.now();
+    let account = match st.inv.ensure_account(Some("9876500102"), now) {
+        AccountLookup::Existing(a) => a,
+        AccountLookup::New(p) => commit(st, p).await.unwrap(),
+    };
+    let id = normalize_and_validate(IdType::Aadhaar, &aadhaar(302)).unwrap();
+    let person = NewBeneficiary {
+        person_key: PersonKey(st.keyer.key(&id)),
+        name: "Citizen 302".into(),
+        birth_year: 1980,
+        gender: Gender::Female,
+        id_type: "aadhaar".into(),
+        id_masked: id.masked(),
+    };
+    let added = st
+        .inv
+        .add_beneficiary(account.account_id, person, now)
+        .unwrap();
+    let beneficiary = commit(st, added).await.unwrap();
+    let req = BookRequest {
+        account_id: account.account_id,
+        beneficiary_id: beneficiary.beneficiary_id,
+        session_id: sid,
+        slot_id: SlotId(slot_id(&session, 1)),
+        dose: Dose::One,
+        now,
+        today,
+    };
+    let held = st.inv.book(&req, |_| Ok(())).unwrap();
+    assert_eq!(st.inv.session_inflight(sid), 1);
+
+    // The operator's client sends the cancel and goes away while it waits.
+    let http = srv.http.clone();
+    let url = format!("{}/v1/admin/sessions/{}/cancel", srv.base, sid.0);
+    let key = admin.clone();
+    let client = tokio::spawn(async move { http.post(url).bearer_auth(key).send().await });
+    let mut closing = false;
+    for _ in 0..2_000 {
+        if st.inv.session(sid).unwrap().closed {
+            closing = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(closing, "the cancel never started");
+    client.abort();
+    assert!(client.await.is_err(), "the client was not cut off");
+
+    // The booking in flight commits; the cancel, with nobody waiting for it, goes on.
+    let second = commit(st, held).await.unwrap().booking_id;
+    let mut cancelled = false;
+    for _ in 0..2_000 {
+        if st.inv.session(sid).unwrap().session.cancelled {
+            cancelled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        cancelled,
+        "the session was left closed without being cancelled"
+    );
+    for booking in [BookingId(done), second] {
+        let b = st
+            .inv
+            .booking(booking, &kataar_inventory::Scope::All)
+            .unwrap();
+        assert_eq!(b.status, BookingStatus::Cancelled, "{booking:?}");
+    }
+    // And it is answered as cancelled, and the audit log has it once.
+    let (s, v) = srv
+        .post(
+            &format!("/v1/admin/sessions/{}/cancel", sid.0),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, log) = srv.get("/v1/admin/audit?limit=500", Some(&admin)).await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let cancels = log["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "session.cancel")
+        .count();
+    assert_eq!(cancels, 1, "{log}");
     srv.finish().await;
 }

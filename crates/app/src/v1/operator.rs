@@ -5,15 +5,20 @@
 //! them is `404 not_found` (never `403`, so that existence is not revealed). Only creating a
 //! centre and reading the audit log need an administrator (`403 forbidden` otherwise).
 //!
-//! Every write appends one [`AuditRecord`] (who, what, when, the request id, before/after)
+//! Every write appends one [`AuditRecord`] (who, what, when, the request id: the server's own,
+//! then a client's echoed `X-Request-Id` ([`audit_request_id`]), before/after)
 //! to the same batch as the change it records, so both are committed atomically or neither is.
 //! Audit `before`/`after` values never carry a photo-ID number (not even masked). Audit ids
 //! are taken and handed to the writer under one lock, so they become durable in id order and
 //! `GET /v1/admin/audit?after=` can be tailed without skipping a record.
 //!
 //! Operator writes that read-modify-write (centre changes, pool capacity set and move, session
-//! cancellation) are serialised per kind by an async lock held from the read to the commit.
-//! They are rare, and no citizen request ever waits on these locks.
+//! cancellation) are serialised per object ([`ObjectLocks`]: one centre, one session's pools,
+//! one session's cancellation) from the read to the commit, in a task of their own
+//! ([`serialised`]): a client that disconnects cannot leave the change half done (a session
+//! closed but never cancelled), and the lock is released only once the outcome is known or
+//! `commit_wait` has passed. Writes to different objects never wait on each other, and no
+//! citizen request ever waits on these locks.
 //!
 //! Answers are the contract's shapes, sometimes with more members: sessions carry every live
 //! pool counter and `totals`, bookings the beneficiary's `name`, `id_masked`, the account's
@@ -49,6 +54,8 @@ use kataar_domain::{AuditRecord, Event};
 use kataar_inventory::Prepared;
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 use utoipa::OpenApi;
 
 /// The operator routes.
@@ -206,6 +213,17 @@ pub fn page_after(after: Option<&str>) -> Result<u64, ApiError> {
 
 pub use super::text_field;
 
+/// What the audit log names a request by: the server's own id, then the client's
+/// `X-Request-Id` when one was echoed (`"<server id> client=<client id>"`; client ids are
+/// visible ASCII without spaces, so the two never run together). The server's id comes first
+/// and cannot be chosen by the client.
+pub fn audit_request_id(id: &RequestId) -> String {
+    match id.client_id() {
+        Some(client) => format!("{} client={client}", id.server_id()),
+        None => id.server_id().to_string(),
+    }
+}
+
 /// The audit record of one operator write, stamped with the current request's id.
 pub fn audit_event(
     state: &AppState,
@@ -221,12 +239,82 @@ pub fn audit_event(
         operator_id: op.key.operator_id,
         action: action.to_string(),
         request_id: RequestId::current()
-            .map(|r| r.as_str().to_string())
+            .map(|r| audit_request_id(&r))
             .unwrap_or_default(),
         object,
         before,
         after,
     })
+}
+
+/// Async locks per object id: writers of one object queue, writers of different objects do not
+/// wait on each other. An id's lock exists while someone holds or waits for it.
+#[derive(Debug, Default)]
+pub struct ObjectLocks {
+    held: parking_lot::Mutex<HashMap<u64, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl ObjectLocks {
+    /// Waits for the lock of object `id`.
+    pub async fn lock(&self, id: u64) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut held = self.held.lock();
+            held.retain(|_, w| w.strong_count() > 0);
+            match held.get(&id).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    held.insert(id, Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+
+    /// Objects whose lock is held or awaited right now.
+    pub fn len(&self) -> usize {
+        self.held
+            .lock()
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
+    }
+
+    /// Whether no lock is held or awaited.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Runs `work` under the lock of `object` in a task of its own, and waits for it. If the
+/// handler is dropped (the client went away, the request timed out), the task still runs to
+/// its end, so a change is completed or undone, never left half way.
+pub async fn serialised<T, F, Fut>(
+    locks: &'static std::sync::LazyLock<ObjectLocks>,
+    object: u64,
+    work: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+{
+    let request = RequestId::current();
+    let task = tokio::spawn(async move {
+        let _guard = locks.lock(object).await;
+        match request {
+            Some(id) => id.scope(work()).await,
+            None => work().await,
+        }
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(error = %e, "an operator write's task ended without an answer");
+            Err(ApiError::internal())
+        }
+    }
 }
 
 /// Serialises "take an audit id, hand the batch to the writer" across operator writes. The
@@ -297,6 +385,38 @@ mod tests {
         assert!(schemes.contains_key("operator_key"));
     }
 
+    #[tokio::test]
+    async fn object_locks_serialise_one_object_only() {
+        let locks = ObjectLocks::default();
+        let a = locks.lock(1).await;
+        // Another object is free while 1 is held.
+        let b = tokio::time::timeout(std::time::Duration::from_secs(5), locks.lock(2)).await;
+        assert!(b.is_ok());
+        assert_eq!(locks.len(), 2);
+        drop(b);
+        // The same object waits until it is released.
+        let locks = Arc::new(locks);
+        let l2 = locks.clone();
+        let waiter = tokio::spawn(async move {
+            let _g = l2.lock(1).await;
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        drop(a);
+        assert!(waiter.await.is_ok());
+        assert!(locks.is_empty());
+    }
+
+    #[test]
+    fn the_audit_names_the_servers_request_id_first() {
+        use std::sync::Arc;
+        let own = RequestId::generated(Arc::from("0123456789abcdef0123456789abcdef"));
+        assert_eq!(audit_request_id(&own), "0123456789abcdef0123456789abcdef");
+        let echoed = RequestId::echoed(Arc::from("abc"), Arc::from("f0f0"));
+        assert_eq!(echoed.as_str(), "abc");
+        assert_eq!(audit_request_id(&echoed), "f0f0 client=abc");
+    }
+
     #[test]
     fn text_and_page_bounds() {
         assert_eq!(text_field("name", "  Asha  ").ok().as_deref(), Some("Asha"));
@@ -307,6 +427,22 @@ mod tests {
         )
         .is_err());
         assert!(text_field("name", "a\u{7}b").is_err());
+        for c in [
+            '\u{200B}', '\u{200D}', '\u{200F}', '\u{202A}', '\u{202E}', '\u{2060}', '\u{2066}',
+            '\u{2069}', '\u{FEFF}',
+        ] {
+            let e = text_field("name", &format!("As{c}ha")).err();
+            assert_eq!(e.map(|e| e.code), Some("invalid_request"), "{:?}", c);
+        }
+        assert_eq!(
+            text_field("name", "आशा देवी").ok().as_deref(),
+            Some("आशा देवी")
+        );
+        // A joiner after a virama spells a conjunct; anywhere else it is refused.
+        assert!(text_field("name", "क्\u{200D}ष").is_ok());
+        assert!(text_field("name", "क्\u{200C}ष").is_ok());
+        assert!(text_field("name", "क\u{200D}ष").is_err());
+        assert!(text_field("name", "\u{200C}Asha").is_err());
         assert_eq!(page_limit(None).ok(), Some(PAGE_LIMIT_DEFAULT));
         assert!(page_limit(Some(0)).is_err());
         assert!(page_limit(Some(PAGE_LIMIT_MAX + 1)).is_err());

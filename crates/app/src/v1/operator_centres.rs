@@ -4,7 +4,9 @@
 //! 0..=[`FEE_RUPEES_MAX`], and 0 for a free centre). Only `name`, `address`, `fee_type` and
 //! `fee_rupees` can be changed; anything else in a change is `400 invalid_request`.
 
-use super::{commit_audited, page_after, page_limit, text_field, Admin, PageQuery};
+use super::{
+    commit_audited, page_after, page_limit, serialised, text_field, Admin, ObjectLocks, PageQuery,
+};
 use crate::auth::Operator;
 use crate::state::AppState;
 use crate::v1::render;
@@ -60,9 +62,10 @@ pub struct CentrePatch {
     fee_rupees: Option<u32>,
 }
 
-/// Serialises centre changes from read to commit, so that two changes of one centre (say its
-/// name and its address) never undo each other.
-static CENTRE_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Serialises the changes of one centre from read to commit, so that two changes of it (say
+/// its name and its address) never undo each other; other centres do not wait.
+static CENTRE_WRITES: std::sync::LazyLock<ObjectLocks> =
+    std::sync::LazyLock::new(ObjectLocks::default);
 
 fn fee_type(raw: &str) -> Result<FeeType, ApiError> {
     FeeType::parse(raw.trim())
@@ -225,38 +228,40 @@ pub async fn change(
     ApiPath(id): ApiPath<u64>,
     ApiJson(body): ApiJson<CentrePatch>,
 ) -> Result<Json<Value>, ApiError> {
-    let _serial = CENTRE_WRITES.lock().await;
-    let before = visible_centre(&state, &op, id)?;
-    let mut after = before.clone();
-    if let Some(name) = &body.name {
-        after.name = text_field("name", name)?;
-    }
-    if let Some(address) = &body.address {
-        after.address = text_field("address", address)?;
-    }
-    if let Some(ft) = &body.fee_type {
-        after.fee_type = fee_type(ft)?;
-        if after.fee_type == FeeType::Free && body.fee_rupees.is_none() {
-            after.fee_rupees = 0;
+    serialised(&CENTRE_WRITES, id, move || async move {
+        let before = visible_centre(&state, &op, id)?;
+        let mut after = before.clone();
+        if let Some(name) = &body.name {
+            after.name = text_field("name", name)?;
         }
-    }
-    if let Some(rupees) = body.fee_rupees {
-        after.fee_rupees = rupees;
-    }
-    after.fee_rupees = fee(after.fee_type, after.fee_rupees)?;
-    if after == before {
-        return Ok(Json(centre_json(&before)));
-    }
-    let prepared = state.inv.upsert_centre(after);
-    let centre = commit_audited(
-        &state,
-        &op,
-        prepared,
-        "centre.update",
-        format!("centre:{id}"),
-        centre_json(&before),
-        centre_json,
-    )
-    .await?;
-    Ok(Json(centre_json(&centre)))
+        if let Some(address) = &body.address {
+            after.address = text_field("address", address)?;
+        }
+        if let Some(ft) = &body.fee_type {
+            after.fee_type = fee_type(ft)?;
+            if after.fee_type == FeeType::Free && body.fee_rupees.is_none() {
+                after.fee_rupees = 0;
+            }
+        }
+        if let Some(rupees) = body.fee_rupees {
+            after.fee_rupees = rupees;
+        }
+        after.fee_rupees = fee(after.fee_type, after.fee_rupees)?;
+        if after == before {
+            return Ok(Json(centre_json(&before)));
+        }
+        let prepared = state.inv.upsert_centre(after);
+        let centre = commit_audited(
+            &state,
+            &op,
+            prepared,
+            "centre.update",
+            format!("centre:{id}"),
+            centre_json(&before),
+            centre_json,
+        )
+        .await?;
+        Ok(Json(centre_json(&centre)))
+    })
+    .await
 }

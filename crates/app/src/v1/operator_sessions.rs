@@ -6,7 +6,7 @@
 //! (`pool_id`, `slot_id`, `dose`, `channel`, `capacity`, `booked`, `checked_in`,
 //! `administered`, `no_show`, `available`), plus `opens_at`, `cancelled` and `totals`.
 
-use super::{commit_audited, NoBody};
+use super::{commit_audited, serialised, NoBody, ObjectLocks};
 use crate::auth::Operator;
 use crate::errors::{OrApi, STORE_RETRY_AFTER_S};
 use crate::state::AppState;
@@ -21,6 +21,7 @@ use kataar_domain::*;
 use kataar_inventory::{NewSession, NewSlot, SessionView, Totals};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::LazyLock;
 use std::time::Duration;
 use utoipa::ToSchema;
 
@@ -31,16 +32,22 @@ pub const AGE_MAX: u16 = 120;
 /// in milliseconds (bounded overall by `commit_wait`).
 pub const CANCEL_POLL_MS: u64 = 2;
 
-/// Serialises capacity changes (set and move) from decision to commit. The engine decides a
-/// `set` as a delta from the capacity it sees and applies increases only once committed, so
-/// two changes of one pool in flight at once would both count from the same base and the
-/// later commit would not be the capacity asked for. Capacity changes are rare operator
-/// actions; bookings never wait on this lock.
-static CAPACITY_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Serialises the capacity changes (set and move) of one session's pools from decision to
+/// commit. The engine decides a `set` as a delta from the capacity it sees and applies
+/// increases only once committed, so two changes of one pool in flight at once would both count
+/// from the same base and the later commit would not be the capacity asked for. A move takes
+/// two pools of one session, so the session is the object locked. Other sessions do not wait;
+/// bookings never wait on these locks.
+static CAPACITY_WRITES: LazyLock<ObjectLocks> = LazyLock::new(ObjectLocks::default);
 
-/// Serialises session cancellations, so a second cancel of a session waits for the first and
-/// then answers the cancelled session as it is.
-static CANCELS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Serialises the cancellations of one session, so a second cancel of it waits for the first
+/// and then answers the cancelled session as it is.
+static CANCELS: LazyLock<ObjectLocks> = LazyLock::new(ObjectLocks::default);
+
+/// The lock of the session a pool belongs to (an unknown pool's change is refused anyway).
+fn pool_lock_id(state: &AppState, pool: PoolId) -> u64 {
+    state.inv.pool_session(pool).map_or(u64::MAX, |s| s.0)
+}
 
 /// Default number of days the capacity view spans.
 pub const CAPACITY_DAYS_DEFAULT: u32 = 1;
@@ -295,46 +302,50 @@ pub async fn cancel(
     ApiPath(id): ApiPath<u64>,
     OptionalJson(_): OptionalJson<NoBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = SessionId(id);
-    let _serial = CANCELS.lock().await;
-    let view = visible_session(&state, &op, id)?;
-    if view.session.cancelled {
-        return Ok(Json(session_json(&view)));
-    }
-    state.inv.close_session(id, &op.scope()).or_api()?;
-    let deadline = tokio::time::Instant::now() + state.commit_wait;
-    while state.inv.session_inflight(id) > 0 {
-        if tokio::time::Instant::now() >= deadline {
-            state.inv.reopen_session(id);
-            return Err(ApiError::store_unavailable(STORE_RETRY_AFTER_S));
+    // Closing, waiting for in-flight bookings, cancelling and committing run in a task of their
+    // own: if the client goes away, the cancellation still completes or the session reopens.
+    serialised(&CANCELS, id, move || async move {
+        let id = SessionId(id);
+        let view = visible_session(&state, &op, id)?;
+        if view.session.cancelled {
+            return Ok(Json(session_json(&view)));
         }
-        tokio::time::sleep(Duration::from_millis(CANCEL_POLL_MS)).await;
-    }
-    let prepared = match state.inv.cancel_session(id, state.now()) {
-        Ok(p) => p,
-        Err(e) => {
-            state.inv.reopen_session(id);
-            return Err(crate::errors::api_error(e));
+        state.inv.close_session(id, &op.scope()).or_api()?;
+        let deadline = tokio::time::Instant::now() + state.commit_wait;
+        while state.inv.session_inflight(id) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                state.inv.reopen_session(id);
+                return Err(ApiError::store_unavailable(STORE_RETRY_AFTER_S));
+            }
+            tokio::time::sleep(Duration::from_millis(CANCEL_POLL_MS)).await;
         }
-    };
-    let booked = view.totals().booked;
-    // A failed commit reopens the session through the operation's own undo.
-    let cancelled = commit_audited(
-        &state,
-        &op,
-        prepared,
-        "session.cancel",
-        format!("session:{id}"),
-        json!({"cancelled": false, "booked": booked}),
-        |ids: &Vec<BookingId>| json!({"cancelled": true, "bookings_cancelled": ids.len()}),
-    )
-    .await?;
-    let view = state.inv.session(id).ok_or_else(ApiError::not_found)?;
-    let mut v = session_json(&view);
-    if let Some(m) = v.as_object_mut() {
-        m.insert("bookings_cancelled".into(), json!(cancelled.len()));
-    }
-    Ok(Json(v))
+        let prepared = match state.inv.cancel_session(id, state.now()) {
+            Ok(p) => p,
+            Err(e) => {
+                state.inv.reopen_session(id);
+                return Err(crate::errors::api_error(e));
+            }
+        };
+        let booked = view.totals().booked;
+        // A failed commit reopens the session through the operation's own undo.
+        let cancelled = commit_audited(
+            &state,
+            &op,
+            prepared,
+            "session.cancel",
+            format!("session:{id}"),
+            json!({"cancelled": false, "booked": booked}),
+            |ids: &Vec<BookingId>| json!({"cancelled": true, "bookings_cancelled": ids.len()}),
+        )
+        .await?;
+        let view = state.inv.session(id).ok_or_else(ApiError::not_found)?;
+        let mut v = session_json(&view);
+        if let Some(m) = v.as_object_mut() {
+            m.insert("bookings_cancelled".into(), json!(cancelled.len()));
+        }
+        Ok(Json(v))
+    })
+    .await
 }
 
 /// Body of `PATCH /v1/admin/pools/{pool_id}`.
@@ -355,24 +366,27 @@ pub async fn set_capacity(
     ApiJson(body): ApiJson<CapacityChange>,
 ) -> Result<Json<Value>, ApiError> {
     let id = PoolId(id);
-    let _serial = CAPACITY_WRITES.lock().await;
-    let before = state.inv.pool(id).ok_or_else(ApiError::not_found)?;
-    let prepared = state
-        .inv
-        .set_capacity(id, body.capacity, &op.scope())
-        .or_api()?;
-    let value = commit_audited(
-        &state,
-        &op,
-        prepared,
-        "pool.capacity",
-        format!("pool:{id}"),
-        json!({"capacity": before.capacity, "booked": before.booked}),
-        |v| json!({"capacity": v.capacity, "booked": v.booked}),
-    )
-    .await?;
-    let view = state.inv.pool(id).unwrap_or(value);
-    Ok(Json(render::pool(&view)))
+    let object = pool_lock_id(&state, id);
+    serialised(&CAPACITY_WRITES, object, move || async move {
+        let before = state.inv.pool(id).ok_or_else(ApiError::not_found)?;
+        let prepared = state
+            .inv
+            .set_capacity(id, body.capacity, &op.scope())
+            .or_api()?;
+        let value = commit_audited(
+            &state,
+            &op,
+            prepared,
+            "pool.capacity",
+            format!("pool:{id}"),
+            json!({"capacity": before.capacity, "booked": before.booked}),
+            |v| json!({"capacity": v.capacity, "booked": v.booked}),
+        )
+        .await?;
+        let view = state.inv.pool(id).unwrap_or(value);
+        Ok(Json(render::pool(&view)))
+    })
+    .await
 }
 
 /// Body of `POST /v1/admin/pools/move`.
@@ -400,36 +414,39 @@ pub async fn move_places(
         ));
     }
     let (from, to) = (PoolId(body.from_pool_id), PoolId(body.to_pool_id));
-    let _serial = CAPACITY_WRITES.lock().await;
-    let before: Vec<Value> = [from, to]
-        .iter()
-        .filter_map(|p| state.inv.pool(*p))
-        .map(|p| json!({"pool_id": p.pool_id, "capacity": p.capacity, "booked": p.booked}))
-        .collect();
-    let prepared = state
-        .inv
-        .move_capacity(from, to, body.count, &op.scope())
-        .or_api()?;
-    let views = commit_audited(
-        &state,
-        &op,
-        prepared,
-        "pool.move",
-        format!("pool:{from}"),
-        json!({"pools": before, "count": body.count}),
-        |v: &Vec<kataar_inventory::PoolView>| {
-            json!({"pools": v.iter().map(|p| json!({
-                "pool_id": p.pool_id, "capacity": p.capacity, "booked": p.booked,
-            })).collect::<Vec<_>>()})
-        },
-    )
-    .await?;
-    let pools: Vec<Value> = views
-        .into_iter()
-        .map(|v| state.inv.pool(PoolId(v.pool_id)).unwrap_or(v))
-        .map(|v| render::pool(&v))
-        .collect();
-    Ok(Json(json!({ "pools": pools })))
+    let object = pool_lock_id(&state, from);
+    serialised(&CAPACITY_WRITES, object, move || async move {
+        let before: Vec<Value> = [from, to]
+            .iter()
+            .filter_map(|p| state.inv.pool(*p))
+            .map(|p| json!({"pool_id": p.pool_id, "capacity": p.capacity, "booked": p.booked}))
+            .collect();
+        let prepared = state
+            .inv
+            .move_capacity(from, to, body.count, &op.scope())
+            .or_api()?;
+        let views = commit_audited(
+            &state,
+            &op,
+            prepared,
+            "pool.move",
+            format!("pool:{from}"),
+            json!({"pools": before, "count": body.count}),
+            |v: &Vec<kataar_inventory::PoolView>| {
+                json!({"pools": v.iter().map(|p| json!({
+                    "pool_id": p.pool_id, "capacity": p.capacity, "booked": p.booked,
+                })).collect::<Vec<_>>()})
+            },
+        )
+        .await?;
+        let pools: Vec<Value> = views
+            .into_iter()
+            .map(|v| state.inv.pool(PoolId(v.pool_id)).unwrap_or(v))
+            .map(|v| render::pool(&v))
+            .collect();
+        Ok(Json(json!({ "pools": pools })))
+    })
+    .await
 }
 
 /// Query of `GET /v1/admin/capacity`.
