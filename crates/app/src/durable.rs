@@ -13,14 +13,17 @@
 
 use crate::errors::STORE_RETRY_AFTER_S;
 use crate::state::AppState;
+use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use kataar_api::ApiError;
 use kataar_domain::limits::IDEMPOTENCY_KEY_BYTES_MAX;
 use kataar_domain::{AccountId, Event, IdempotencyRecord};
+use kataar_inventory::idem::Answer;
 use kataar_inventory::{IdemBegin, Inventory, Prepared};
 use kataar_store::SubmitError;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often a request whose idempotency key is in progress looks again, in milliseconds.
@@ -67,10 +70,21 @@ where
             Started::Done(value) => Ok(value),
             Started::Waiting(rx) => match tokio::time::timeout(commit_wait, rx).await {
                 Ok(Ok((true, value))) => Ok(value),
-                _ => Err(ApiError::store_unavailable(STORE_RETRY_AFTER_S)),
+                // The commit failed and its effect was undone: certainly not applied.
+                Ok(Ok((false, _))) => Err(ApiError::store_unavailable(STORE_RETRY_AFTER_S)),
+                // Still committing (or the commit task is gone): it may yet be applied.
+                Ok(Err(_)) | Err(_) => Err(outcome_unknown()),
             },
         }
     }
+}
+
+/// `503 store_unavailable` for a write whose commit had not ended when the handler stopped
+/// waiting: it may yet be applied. `details.outcome` is `"unknown"`; a retry with the same
+/// `Idempotency-Key` (and body) waits for that commit and answers its outcome. A `503` without
+/// `outcome` means the write was certainly not applied.
+pub fn outcome_unknown() -> ApiError {
+    ApiError::store_outcome_unknown(STORE_RETRY_AFTER_S)
 }
 
 enum Started<T> {
@@ -151,17 +165,31 @@ pub fn request_hash(method_path: &str, body: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
-fn replay(record: &IdempotencyRecord) -> Response {
-    let status = StatusCode::from_u16(record.status).unwrap_or(StatusCode::OK);
-    let mut resp = (status, axum::Json(record.response.clone())).into_response();
+fn replay(answer: &Answer) -> Response {
+    let mut resp = json_bytes(answer.status, Bytes::copy_from_slice(&answer.body));
     resp.headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));
     resp
 }
 
-/// Runs a citizen write under its idempotency key: a replay answers the original status and
-/// body; another request under the same key is `422`; a fresh key runs `op`, whose success is
-/// recorded in the same batch as its events and whose refusal is remembered in memory.
+fn json_bytes(status: u16, body: Bytes) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    (
+        status,
+        [(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Runs a write under its idempotency key: a replay answers the original status and body
+/// bytes; another request under the same key is `422`; a fresh key runs `op`, whose success is
+/// recorded in the same batch as its events and whose refusal (4xx) is remembered in memory for
+/// [`kataar_domain::limits::IDEMPOTENCY_REFUSED_TTL_S`]. An account whose records are at their
+/// bound and may not be evicted is `429 too_many_requests`.
 pub async fn idempotent<F>(
     state: &AppState,
     account: AccountId,
@@ -178,13 +206,17 @@ where
     let hash = request_hash(method_path, body);
     let deadline = tokio::time::Instant::now() + state.commit_wait;
     loop {
-        match state.inv.idem_begin(account, &key, &hash) {
+        match state.inv.idem_begin_at(account, &key, &hash, state.now()) {
             IdemBegin::Fresh => break,
             IdemBegin::Replay(r) => return Ok(replay(&r)),
             IdemBegin::Mismatch => return Err(ApiError::idempotency_key_mismatch()),
+            IdemBegin::AccountFull { retry_after_s } => {
+                let retry = u32::try_from(retry_after_s).unwrap_or(u32::MAX);
+                return Err(ApiError::too_many_requests(retry));
+            }
             IdemBegin::InProgress => {
                 if tokio::time::Instant::now() >= deadline {
-                    return Err(ApiError::store_unavailable(STORE_RETRY_AFTER_S));
+                    return Err(outcome_unknown());
                 }
                 tokio::time::sleep(Duration::from_millis(IDEM_POLL_MS)).await;
             }
@@ -201,39 +233,40 @@ where
                 let request_id = kataar_api::RequestId::current()
                     .map(|r| r.as_str().to_string())
                     .unwrap_or_default();
-                let body = serde_json::to_value(e.body(&request_id)).unwrap_or_default();
-                state.inv.idem_complete(IdempotencyRecord {
-                    account_id: account,
-                    key,
-                    request_hash: hash,
+                let body = serde_json::to_vec(&e.body(&request_id)).unwrap_or_default();
+                let answer = Answer {
                     status: e.status.as_u16(),
-                    response: body,
-                    created_at: now,
-                });
+                    body: body.into(),
+                };
+                state.inv.idem_refuse(account, &key, &hash, answer, now);
             }
             return Err(e);
         }
     };
-    let record = IdempotencyRecord {
-        account_id: account,
-        key: key.clone(),
-        request_hash: hash,
+    let bytes = Bytes::from(serde_json::to_vec(&prepared.value).unwrap_or_default());
+    let answer = Answer {
         status: status.as_u16(),
-        response: prepared.value.clone(),
-        created_at: now,
+        body: Arc::from(&bytes[..]),
     };
     prepared
         .events
-        .push(Event::IdempotencyRecorded(record.clone()));
-    let value = commit_then(state, prepared, move |inv, committed, _| {
+        .push(Event::IdempotencyRecorded(IdempotencyRecord {
+            account_id: account,
+            key: key.clone(),
+            request_hash: hash.clone(),
+            status: status.as_u16(),
+            response: std::mem::take(&mut prepared.value),
+            created_at: now,
+        }));
+    commit_then(state, prepared, move |inv, committed, _| {
         if committed {
-            inv.idem_complete(record);
+            inv.idem_complete_answer(account, &key, &hash, answer, now);
         } else {
             inv.idem_abandon(account, &key);
         }
     })
     .await?;
-    Ok((status, axum::Json(value)).into_response())
+    Ok(json_bytes(status.as_u16(), bytes))
 }
 
 #[cfg(test)]

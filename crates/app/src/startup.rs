@@ -295,7 +295,15 @@ fn spawn_housekeeping(state: AppState) {
             let _ = tokio::task::spawn_blocking(move || otp.purge(Instant::now())).await;
             let ttl = i64::try_from(kataar_domain::limits::IDEMPOTENCY_TTL_S).unwrap_or(i64::MAX);
             let cutoff = state.now() - chrono::Duration::seconds(ttl);
-            state.inv.idem_purge(cutoff);
+            // One shard at a time, yielding between them: the sweep never holds the worker
+            // (or a shard's lock) for more than one shard's scan.
+            for shard in 0..kataar_inventory::idem::SHARDS {
+                state.inv.idem_purge_shard(shard, state.now());
+                tokio::task::yield_now().await;
+            }
+            let (records, bytes) = state.inv.idem_size();
+            metrics::gauge!("kataar_idempotency_records").set(records as f64);
+            metrics::gauge!("kataar_idempotency_bytes").set(bytes as f64);
             state.inv.expire_holds(state.now());
             if let Err(e) = state.store.prune_idempotency(cutoff).await {
                 tracing::warn!(error = %e, "pruning idempotency records failed");

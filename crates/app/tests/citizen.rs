@@ -1136,3 +1136,137 @@ async fn otp_auth_and_request_shapes_on_embedded() {
     assert_not_logged(&[&first_otp, &otp, &good, &bad_check]);
     srv.finish().await;
 }
+
+/// Input the contract refuses however it is dressed up, and the idempotency index's bounds
+/// under a flood of failing attempts from one account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_and_idempotency_bounds_on_embedded() {
+    use kataar_domain::limits::{IDEMPOTENCY_INDEX_BYTES_MAX, IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX};
+    let srv = TestServer::embedded().await;
+    let token = srv.login("9812345670").await;
+
+    // Bidirectional overrides and zero-width characters in a name: 400 naming the field.
+    for name in [
+        "Asha\u{202E}iveD",
+        "Asha\u{200B}Devi",
+        "\u{FEFF}Asha",
+        "Asha\u{2066}Devi",
+    ] {
+        let (s, v) = add(&srv, &token, name, 1980, &aadhaar(4_400_001)).await;
+        assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request"));
+        assert_eq!(v["error"]["details"]["field"], "name", "{name:?}");
+    }
+    let (s, ben) = add(&srv, &token, "Asha Devi", 1980, &aadhaar(4_400_001)).await;
+    assert_eq!(s, StatusCode::CREATED, "{ben}");
+    let ben_id = ben["beneficiary_id"].as_u64().unwrap();
+
+    // Ids beyond 2^53 - 1 in a query or a path: 400 naming the parameter, not an empty 200.
+    let id_max = kataar_api::extract::ID_MAX;
+    for q in [
+        "9223372036854775808".to_owned(),
+        (id_max + 1).to_string(),
+        "18446744073709551616".to_owned(),
+    ] {
+        for param in ["district_id", "centre_id"] {
+            let (s, v) = srv
+                .get(&format!("/v1/availability?{param}={q}"), None)
+                .await;
+            assert_eq!(
+                (s, code(&v)),
+                (StatusCode::BAD_REQUEST, "invalid_request"),
+                "{q}"
+            );
+            assert_eq!(v["error"]["details"]["field"], param);
+        }
+        let (s, v) = srv.get(&format!("/v1/bookings/{q}"), Some(&token)).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{q}"
+        );
+        assert!(v["error"]["details"]["field"].is_string(), "{v}");
+    }
+    let (s, v) = srv
+        .get(&format!("/v1/availability?district_id={id_max}"), None)
+        .await;
+    assert_eq!((s, &v["centres"]), (StatusCode::OK, &json!([])));
+    let (s, v) = srv
+        .get(&format!("/v1/bookings/{id_max}"), Some(&token))
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+
+    // An array where an object is expected is a 400, never four counters in field order.
+    let (s, v) = srv
+        .post(
+            "/v1/admin/sessions",
+            Some(&srv.admin_key),
+            json!({"centre_id": 1, "date": chrono::Utc::now().date_naive().to_string(),
+                   "vaccine": "COVISHIELD", "min_age": 45, "max_age": null,
+                   "slots": [{"start": "09:00", "end": "11:00", "capacity": [1, 2, 3, 4]}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request"),
+        "{v}"
+    );
+    assert_eq!(v["error"]["details"]["field"], "slots[0].capacity");
+
+    // One success, then a flood of failing attempts under distinct keys.
+    let (session, slots, _) = demo_session(&srv, 45).await;
+    let (s, _, booked) = book(&srv, &token, "ok-1", ben_id, session, slots[0], 1).await;
+    assert_eq!(s, StatusCode::CREATED, "{booked}");
+    let flood = 3 * IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX;
+    for n in 0..flood {
+        let (s, _, v) = book(&srv, &token, &format!("bad-{n}"), ben_id, id_max, 1, 1).await;
+        assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{v}");
+        let (records, bytes) = srv.state.inv.idem_size();
+        assert!(
+            records <= IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX,
+            "{records} records after {n} failures"
+        );
+        assert!(bytes <= IDEMPOTENCY_INDEX_BYTES_MAX);
+    }
+    // The newest refusal is still replayed; the success survived the flood.
+    let last = format!("bad-{}", flood - 1);
+    let (s, h, _) = book(&srv, &token, &last, ben_id, id_max, 1, 1).await;
+    assert_eq!(
+        (s, h["idempotent-replayed"].to_str().ok()),
+        (StatusCode::NOT_FOUND, Some("true"))
+    );
+    let (s, h, again) = book(&srv, &token, "ok-1", ben_id, session, slots[0], 1).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(h["idempotent-replayed"], "true");
+    assert_eq!(again, booked);
+
+    // A key whose first attempt is still committing when the answer is due: the outcome is
+    // unknown and said so (a plain store_unavailable would claim nothing was changed).
+    let (_, me) = srv.get("/v1/me", Some(&token)).await;
+    let account = kataar_domain::AccountId(me["account_id"].as_u64().unwrap());
+    let body =
+        json!({"beneficiary_id": ben_id, "session_id": session, "slot_id": slots[1], "dose": 2});
+    let raw = serde_json::to_vec(&body).unwrap();
+    let hash = kataar_app::durable::request_hash("POST /v1/bookings", &raw);
+    let claimed = srv
+        .state
+        .inv
+        .idem_begin_at(account, "slow-1", &hash, srv.state.now());
+    assert_eq!(claimed, kataar_inventory::IdemBegin::Fresh);
+    let resp = srv
+        .http
+        .post(format!("{}/v1/bookings", srv.base))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "slow-1")
+        .header("Content-Type", "application/json")
+        .body(raw.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(resp.headers().contains_key("retry-after"));
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(code(&v), "store_unavailable");
+    assert_eq!(v["error"]["details"]["outcome"], "unknown", "{v}");
+    srv.state.inv.idem_abandon(account, "slow-1");
+    srv.finish().await;
+}

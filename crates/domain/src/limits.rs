@@ -9,8 +9,25 @@ pub const BENEFICIARIES_PER_ACCOUNT_MAX: usize = 4;
 /// Length of an `Idempotency-Key` in bytes (printable ASCII). Longer: `400 invalid_request`.
 pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 64;
 
-/// How long an idempotency record is kept, in seconds (the contract promises at least 24 h).
+/// How long an idempotency record of a success is kept, in seconds (the contract promises at
+/// least 24 h).
 pub const IDEMPOTENCY_TTL_S: u64 = 26 * 3600;
+
+/// How long an idempotency record of a refusal (a 4xx answer: nothing changed) is kept, in
+/// seconds. A client's retries within it get the same answer; after it the key runs again.
+/// Minutes, not a day, so that a flood of failing attempts cannot pile up.
+pub const IDEMPOTENCY_REFUSED_TTL_S: u64 = 10 * 60;
+
+/// Idempotency records one account may hold. A new key at the bound evicts the account's
+/// oldest refusal; with only successes (kept 24 h) and running claims left, the write is
+/// `429 too_many_requests` until one expires. A family of four booking, rescheduling and
+/// cancelling both doses stays far below it.
+pub const IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX: usize = 64;
+
+/// Estimated heap bytes of the whole in-memory idempotency index (256 MiB). Past it the oldest
+/// refusals are evicted, and a new refusal is not remembered when none is left; successes are
+/// kept for their 24 h (about 250 bytes each besides the answer).
+pub const IDEMPOTENCY_INDEX_BYTES_MAX: usize = 256 * 1024 * 1024;
 
 /// Slots in one session (a day of 30-minute slots is 24). More: `400 invalid_request`.
 pub const SLOTS_PER_SESSION_MAX: usize = 48;
@@ -49,3 +66,5 @@ pub const BIRTH_YEAR_MIN: u16 = 1900;
 const _: () = assert!(BATCH_EVENTS_MAX <= WRITER_QUEUE_EVENTS_MAX);
 const _: () = assert!(PAGE_LIMIT_DEFAULT <= PAGE_LIMIT_MAX);
 const _: () = assert!(BENEFICIARIES_PER_ACCOUNT_MAX >= 1);
+const _: () = assert!(IDEMPOTENCY_REFUSED_TTL_S < IDEMPOTENCY_TTL_S);
+const _: () = assert!(IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX >= 2 * BENEFICIARIES_PER_ACCOUNT_MAX);

@@ -1327,19 +1327,56 @@ impl Inventory {
         self.operator_keys.insert(key.key_hash.clone(), key);
     }
 
-    /// Claims an idempotency key (see [`crate::idem`]).
+    /// Claims an idempotency key now (see [`crate::idem`]).
     pub fn idem_begin(
         &self,
         account: AccountId,
         key: &str,
         request_hash: &str,
     ) -> crate::IdemBegin {
-        self.idem.begin(account, key, request_hash)
+        self.idem.begin(account, key, request_hash, Utc::now())
     }
 
-    /// Records an idempotent answer in memory (after its commit, or at once for refusals).
+    /// Claims an idempotency key at `now` (the drive's clock).
+    pub fn idem_begin_at(
+        &self,
+        account: AccountId,
+        key: &str,
+        request_hash: &str,
+        now: DateTime<Utc>,
+    ) -> crate::IdemBegin {
+        self.idem.begin(account, key, request_hash, now)
+    }
+
+    /// Records a success in memory from its stored form (after its commit).
     pub fn idem_complete(&self, record: IdempotencyRecord) {
-        self.idem.complete(record);
+        self.idem.load(record);
+    }
+
+    /// Records a successful answer's bytes in memory (after its commit).
+    pub fn idem_complete_answer(
+        &self,
+        account: AccountId,
+        key: &str,
+        request_hash: &str,
+        answer: crate::idem::Answer,
+        created_at: DateTime<Utc>,
+    ) {
+        self.idem
+            .complete(account, key, request_hash, answer, created_at);
+    }
+
+    /// Records a refusal in memory (kept minutes, see [`crate::idem`]).
+    pub fn idem_refuse(
+        &self,
+        account: AccountId,
+        key: &str,
+        request_hash: &str,
+        answer: crate::idem::Answer,
+        created_at: DateTime<Utc>,
+    ) {
+        self.idem
+            .refuse(account, key, request_hash, answer, created_at);
     }
 
     /// Releases a claimed key whose operation did not happen.
@@ -1347,8 +1384,13 @@ impl Inventory {
         self.idem.abandon(account, key);
     }
 
-    /// Drops idempotency records created before `before`.
-    pub fn idem_purge(&self, before: DateTime<Utc>) -> usize {
-        self.idem.purge(before)
+    /// Drops the expired idempotency records of one shard (0..[`crate::idem::SHARDS`]).
+    pub fn idem_purge_shard(&self, shard: usize, now: DateTime<Utc>) -> usize {
+        self.idem.purge_shard(shard, now)
+    }
+
+    /// The idempotency index's size: (records, estimated bytes).
+    pub fn idem_size(&self) -> (usize, usize) {
+        (self.idem.len(), self.idem.bytes())
     }
 }
