@@ -53,6 +53,24 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Check a vaccination certificate offline: a certificate PDF, a file holding its payload,
+    /// or the payload itself (the text of its QR code). Prints what it certifies as JSON; exit
+    /// 0 genuine, 1 not genuine, 2 bad usage.
+    VerifyCertificate(VerifyCertificateArgs),
+}
+
+/// `kataar verify-certificate` arguments.
+#[derive(Args, Debug)]
+struct VerifyCertificateArgs {
+    /// A certificate PDF, a file with the payload, or the payload (`KC1.…`).
+    input: String,
+    /// The published keys: a file with the JSON of `GET /v1/certificates/keys`, or with one
+    /// public key (base64url or hex).
+    #[arg(long, conflicts_with = "key_url", required_unless_present = "key_url")]
+    key: Option<PathBuf>,
+    /// Where the keys are published, e.g. `http://HOST/v1/certificates/keys` (plain HTTP).
+    #[arg(long)]
+    key_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -172,6 +190,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve_command(&args),
+        Command::VerifyCertificate(args) => verify_certificate_command(&args),
         Command::Migrate {
             database_url,
             data_dir,
@@ -381,4 +400,97 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
             _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         }
     })
+}
+
+/// Reads the published keys: the JSON of `GET /v1/certificates/keys`, or one bare key.
+fn parse_keys(text: &str) -> anyhow::Result<Vec<kataar_documents::PublicKey>> {
+    if let Ok(doc) = serde_json::from_str::<serde_json::Value>(text) {
+        let keys = doc["keys"]
+            .as_array()
+            .context("the keys document has no `keys` list")?;
+        return keys
+            .iter()
+            .map(|k| {
+                let encoded = k["public_key"]
+                    .as_str()
+                    .context("a key has no `public_key`")?;
+                let key = kataar_documents::PublicKey::decode(encoded)?;
+                match k["key_id"].as_str() {
+                    Some(id) if id != key.key_id => {
+                        anyhow::bail!("key_id {id} does not match its public key")
+                    }
+                    _ => Ok(key),
+                }
+            })
+            .collect();
+    }
+    Ok(vec![kataar_documents::PublicKey::decode(text)?])
+}
+
+fn fetch_keys(url: &str) -> anyhow::Result<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        let resp = client.get(url).send().await?.error_for_status()?;
+        Ok(resp.text().await?)
+    })
+}
+
+/// The payload to check: from a PDF's `Keywords`, a file's text, or the argument itself.
+fn certificate_input(input: &str) -> anyhow::Result<String> {
+    let path = std::path::Path::new(input);
+    if !input.starts_with(kataar_documents::sign::PAYLOAD_VERSION) && path.is_file() {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if bytes.starts_with(b"%PDF-") {
+            return kataar_documents::certificate_payload(&bytes)
+                .context("this PDF holds no Kataar certificate payload");
+        }
+        return Ok(String::from_utf8_lossy(&bytes).trim().to_string());
+    }
+    Ok(input.trim().to_string())
+}
+
+fn verify_certificate_command(args: &VerifyCertificateArgs) -> ExitCode {
+    let keys = match (&args.key, &args.key_url) {
+        (Some(file), _) => std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read --key {}", file.display())),
+        (None, Some(url)) => {
+            fetch_keys(url).with_context(|| format!("cannot fetch --key-url {url}"))
+        }
+        (None, None) => Err(anyhow::anyhow!("give --key FILE or --key-url URL")),
+    }
+    .and_then(|text| parse_keys(&text));
+    let keys = match keys {
+        Ok(keys) => keys,
+        Err(e) => {
+            eprintln!("kataar: {e:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let payload = match certificate_input(&args.input) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kataar: {e:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match kataar_documents::verify(&payload, &keys) {
+        Ok(v) => {
+            println!("{}", kataar_app::v1::documents::verified_json(&v));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!(
+                "{}",
+                serde_json::json!({"valid": false, "reason": e.to_string()})
+            );
+            eprintln!("kataar: not a genuine certificate: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }

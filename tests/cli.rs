@@ -273,3 +273,100 @@ fn serve_prints_the_address_answers_and_stops_on_sigterm() {
     // Exactly one line on stdout.
     assert!(lines.next().is_none());
 }
+
+#[test]
+fn verify_certificate_offline_from_a_pdf_a_payload_and_the_published_keys() {
+    use kataar_documents::{render_certificate, CertificateRecord, CertificateSigner, DoseEntry};
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "6b".repeat(32);
+    let signer = CertificateSigner::from_secret(&[0x6b; 32]).unwrap();
+    let record = CertificateRecord::new(
+        5,
+        "Asha Devi".into(),
+        1980,
+        "XXXX-XXXX-0123".into(),
+        vec![DoseEntry {
+            dose: 1,
+            vaccine: "COVISHIELD".into(),
+            batch: "4121Z025".into(),
+            date: "2026-12-01".into(),
+            centre_id: 3,
+            centre_name: "District Hospital".into(),
+        }],
+    );
+    let pdf = dir.path().join("certificate.pdf");
+    std::fs::write(
+        &pdf,
+        render_certificate(&record, &signer, kataar_documents::Lang::En).unwrap(),
+    )
+    .unwrap();
+    let payload = signer.sign(&record);
+
+    // The server started with this secret publishes the key: fetch it with --key-url.
+    let data = dir.path().join("data");
+    let child = kataar()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("KATAAR_CERTIFICATE_SECRET", &secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let stdout = running.0.stdout.take().unwrap();
+    let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    let addr = line
+        .strip_prefix("kataar listening on http://")
+        .unwrap()
+        .to_owned();
+    let url = format!("http://{addr}/v1/certificates/keys");
+    let (code, out, err) = run(kataar()
+        .args(["verify-certificate", "--key-url", &url])
+        .arg(&pdf));
+    assert_eq!(code, 0, "{out} {err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["beneficiary"]["name"], "Asha Devi");
+    assert_eq!(v["doses"][0]["batch"], "4121Z025");
+    assert_eq!(v["fully_vaccinated"], false);
+    // The keys saved to a file do the same, offline; so does the bare payload.
+    let keys = http_get(&addr, "/v1/certificates/keys");
+    let body = keys.split("\r\n\r\n").nth(1).unwrap().to_owned();
+    drop(running);
+    let keys_file = dir.path().join("keys.json");
+    std::fs::write(&keys_file, &body).unwrap();
+    let (code, out, _) = run(kataar()
+        .args(["verify-certificate", "--key"])
+        .arg(&keys_file)
+        .arg(&payload));
+    assert_eq!(code, 0, "{out}");
+    // One byte changed: exit 1, not valid.
+    let mut changed = payload.clone().into_bytes();
+    let i = changed.len() - 10;
+    changed[i] = if changed[i] == b'Q' { b'R' } else { b'Q' };
+    let (code, out, _) = run(kataar()
+        .args(["verify-certificate", "--key"])
+        .arg(&keys_file)
+        .arg(String::from_utf8(changed).unwrap()));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("\"valid\":false"), "{out}");
+    // Another server's key: exit 1.
+    let other = CertificateSigner::from_secret(&[1u8; 32]).unwrap();
+    let other_key = dir.path().join("other.key");
+    std::fs::write(&other_key, other.public_key().encoded()).unwrap();
+    let (code, _, _) = run(kataar()
+        .args(["verify-certificate", "--key"])
+        .arg(&other_key)
+        .arg(&pdf));
+    assert_eq!(code, 1);
+    // No key given, or a PDF that is not a certificate: bad usage.
+    let (code, _, _) = run(kataar().args(["verify-certificate", &payload]));
+    assert_eq!(code, 2);
+    let not_cert = dir.path().join("other.pdf");
+    std::fs::write(&not_cert, b"%PDF-1.7\nnot really").unwrap();
+    let (code, _, err) = run(kataar()
+        .args(["verify-certificate", "--key"])
+        .arg(&keys_file)
+        .arg(&not_cert));
+    assert_eq!(code, 2, "{err}");
+}

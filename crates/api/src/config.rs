@@ -6,9 +6,9 @@
 //! silently); unknown `KATAAR_*` variables are ignored (`KATAAR_LOG` is the log filter, not a
 //! key). Every key ends with its unit (`_s`, `_ms`, `_max` counts, `_bytes_max`).
 //!
-//! Secrets (`token_secret`, `person_key_secret`, `otp_secret`, `otp_webhook_secret`, the
-//! password in `database_url`)
-//! are never printed: [`Config::to_toml_redacted`] replaces them. Prefer the environment for
+//! Secrets (`token_secret`, `person_key_secret`, `otp_secret`, `otp_webhook_secret`,
+//! `certificate_secret`, the password in `database_url`) are never printed:
+//! [`Config::to_toml_redacted`] replaces them. Prefer the environment for
 //! secrets (flags show up in `ps`), so they have no flag.
 
 use std::net::SocketAddr;
@@ -80,6 +80,9 @@ pub struct Config {
     pub person_key_secret: Option<String>,
     /// OTP hashing secret; absent: generated into `data_dir`. Secret.
     pub otp_secret: Option<String>,
+    /// Seed of the Ed25519 key that signs vaccination certificates (32 bytes or more, hex or
+    /// base64); absent: generated into `data_dir`. Secret.
+    pub certificate_secret: Option<String>,
     /// Header carrying the client address when behind a trusted proxy (absent: the peer).
     pub trusted_proxy_header: Option<String>,
     /// `json` (default) or `text`.
@@ -136,6 +139,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "token_secret",
     "person_key_secret",
     "otp_secret",
+    "certificate_secret",
     "trusted_proxy_header",
     "log_format",
     "compat_captcha_required",
@@ -227,6 +231,7 @@ impl Config {
             token_secret: None,
             person_key_secret: None,
             otp_secret: None,
+            certificate_secret: None,
             trusted_proxy_header: None,
             log_format: LogFormat::Json,
             compat_captcha_required: false,
@@ -427,6 +432,7 @@ impl Config {
             person_key_secret: hide(&self.person_key_secret),
             otp_secret: hide(&self.otp_secret),
             otp_webhook_secret: hide(&self.otp_webhook_secret),
+            certificate_secret: hide(&self.certificate_secret),
             ..self.clone()
         }
     }
@@ -452,6 +458,7 @@ impl Config {
             ("person_key_secret", self.person_key_secret.is_none()),
             ("otp_secret", self.otp_secret.is_none()),
             ("otp_webhook_secret", self.otp_webhook_secret.is_none()),
+            ("certificate_secret", self.certificate_secret.is_none()),
             ("trusted_proxy_header", self.trusted_proxy_header.is_none()),
         ]
         .into_iter()
@@ -550,6 +557,7 @@ mod tests {
                     | "person_key_secret"
                     | "otp_secret"
                     | "otp_webhook_secret"
+                    | "certificate_secret"
                     | "trusted_proxy_header"
             );
             assert!(optional || table.contains_key(key), "{key} is not a key");

@@ -15,10 +15,20 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::messages::Language;
+
 tokio::task_local! {
     /// The id of the request being served by the current task (set by the request-id
     /// middleware for the duration of the handler).
     pub(crate) static CURRENT_REQUEST_ID: RequestId;
+    /// The language the current request's answers are written in (from `Accept-Language`, set
+    /// by the same middleware).
+    pub(crate) static CURRENT_LANGUAGE: Language;
+}
+
+/// The language of the request the current task serves (English outside the middleware scope).
+pub fn current_language() -> Language {
+    CURRENT_LANGUAGE.try_with(|l| *l).unwrap_or_default()
 }
 
 /// The id of one request: echoed from `X-Request-Id` when the client sent a usable one, else
@@ -110,13 +120,17 @@ pub struct ErrorObject {
 pub const RETRY_AFTER_DEFAULT_S: u32 = 1;
 
 macro_rules! simple_errors {
-    ($($(#[$doc:meta])* $name:ident => $status:ident, $code:literal, $msg:literal;)*) => {
+    ($($(#[$doc:meta])* $name:ident => $status:ident, $code:literal;)*) => {
         $(
             $(#[$doc])*
             pub fn $name() -> Self {
-                Self::new(StatusCode::$status, $code, $msg)
+                Self::of(StatusCode::$status, $code)
             }
         )*
+        /// The code of every named constructor (the catalogue test checks each has both
+        /// languages).
+        #[cfg(test)]
+        const SIMPLE_CODES: &[&str] = &[$($code),*];
     };
 }
 
@@ -130,6 +144,11 @@ impl ApiError {
             details: None,
             retry_after_s: None,
         }
+    }
+
+    /// Any status and code, with the catalogue's English sentence for the code.
+    pub fn of(status: StatusCode, code: &'static str) -> Self {
+        Self::new(status, code, crate::messages::english(code))
     }
 
     /// Replace the human sentence.
@@ -164,72 +183,40 @@ impl ApiError {
 
     /// `409 dose_interval` with `details.earliest_date` (`YYYY-MM-DD`).
     pub fn dose_interval(earliest_date: &str) -> Self {
-        Self::new(
-            StatusCode::CONFLICT,
-            "dose_interval",
-            "The second dose is not due yet.",
-        )
-        .with_detail("earliest_date", earliest_date)
+        Self::of(StatusCode::CONFLICT, "dose_interval").with_detail("earliest_date", earliest_date)
     }
 
     /// `401 otp_invalid` with `details.attempts_left`.
     pub fn otp_invalid(attempts_left: u32) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "otp_invalid",
-            "The OTP is not correct.",
-        )
-        .with_detail("attempts_left", attempts_left)
+        Self::of(StatusCode::UNAUTHORIZED, "otp_invalid")
+            .with_detail("attempts_left", attempts_left)
     }
 
     /// `429 too_many_requests` with `Retry-After`.
     pub fn too_many_requests(retry_after_s: u32) -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            "Too many requests; retry later.",
-        )
-        .with_retry_after(retry_after_s)
+        Self::of(StatusCode::TOO_MANY_REQUESTS, "too_many_requests").with_retry_after(retry_after_s)
     }
 
     /// `429 otp_resend_too_soon` with `Retry-After`.
     pub fn otp_resend_too_soon(retry_after_s: u32) -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "otp_resend_too_soon",
-            "An OTP was sent moments ago; wait before asking again.",
-        )
-        .with_retry_after(retry_after_s)
+        Self::of(StatusCode::TOO_MANY_REQUESTS, "otp_resend_too_soon")
+            .with_retry_after(retry_after_s)
     }
 
     /// `429 otp_limit_reached` with `Retry-After`.
     pub fn otp_limit_reached(retry_after_s: u32) -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "otp_limit_reached",
-            "Too many OTPs were requested for this mobile number.",
-        )
-        .with_retry_after(retry_after_s)
+        Self::of(StatusCode::TOO_MANY_REQUESTS, "otp_limit_reached").with_retry_after(retry_after_s)
     }
 
     /// `503 overloaded` with `Retry-After`.
     pub fn overloaded(retry_after_s: u32) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "The service is busy; retry later.",
-        )
-        .with_retry_after(retry_after_s)
+        Self::of(StatusCode::SERVICE_UNAVAILABLE, "overloaded").with_retry_after(retry_after_s)
     }
 
     /// `503 store_unavailable` with `Retry-After`.
     pub fn store_unavailable(retry_after_s: u32) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "The change could not be saved; nothing was changed. Retry later.",
-        )
-        .with_retry_after(retry_after_s)
+        Self::of(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+            .with_retry_after(retry_after_s)
     }
 
     /// `503 store_unavailable` with `details.outcome: "unknown"` and `Retry-After`: the change
@@ -248,87 +235,66 @@ impl ApiError {
 
     /// `503 not_ready` with `details.reason` and `Retry-After`.
     pub fn not_ready(reason: &str, retry_after_s: u32) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "The service is not ready yet.",
-        )
-        .with_detail("reason", reason)
-        .with_retry_after(retry_after_s)
+        Self::of(StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+            .with_detail("reason", reason)
+            .with_retry_after(retry_after_s)
     }
 
     simple_errors! {
         /// `401 unauthenticated`.
-        unauthenticated => UNAUTHORIZED, "unauthenticated", "Authentication is required.";
+        unauthenticated => UNAUTHORIZED, "unauthenticated";
         /// `401 otp_expired`.
-        otp_expired => UNAUTHORIZED, "otp_expired",
-            "This OTP transaction has expired or is used up; ask for a new OTP.";
+        otp_expired => UNAUTHORIZED, "otp_expired";
         /// `403 forbidden`.
-        forbidden => FORBIDDEN, "forbidden", "This key may not perform this action.";
+        forbidden => FORBIDDEN, "forbidden";
         /// `403 pass_invalid`.
-        pass_invalid => FORBIDDEN, "pass_invalid",
-            "The waiting-room pass is not valid for this booking.";
+        pass_invalid => FORBIDDEN, "pass_invalid";
         /// `404 not_found`.
-        not_found => NOT_FOUND, "not_found", "No such resource.";
+        not_found => NOT_FOUND, "not_found";
         /// `405 method_not_allowed`.
-        method_not_allowed => METHOD_NOT_ALLOWED, "method_not_allowed",
-            "This method is not allowed on this path.";
+        method_not_allowed => METHOD_NOT_ALLOWED, "method_not_allowed";
         /// `409 pool_full`.
-        pool_full => CONFLICT, "pool_full", "No place is left in this slot.";
+        pool_full => CONFLICT, "pool_full";
         /// `409 already_booked`.
-        already_booked => CONFLICT, "already_booked",
-            "This person already has a live booking for this dose.";
+        already_booked => CONFLICT, "already_booked";
         /// `409 not_eligible`.
-        not_eligible => CONFLICT, "not_eligible", "This person is outside the session's age band.";
+        not_eligible => CONFLICT, "not_eligible";
         /// `409 dose_sequence`.
-        dose_sequence => CONFLICT, "dose_sequence",
-            "This dose does not follow the doses on record.";
+        dose_sequence => CONFLICT, "dose_sequence";
         /// `409 vaccine_mismatch`.
-        vaccine_mismatch => CONFLICT, "vaccine_mismatch",
-            "The vaccine differs from the one already received.";
+        vaccine_mismatch => CONFLICT, "vaccine_mismatch";
         /// `409 session_closed`.
-        session_closed => CONFLICT, "session_closed", "This session is past or cancelled.";
+        session_closed => CONFLICT, "session_closed";
         /// `409 not_open`.
-        not_open => CONFLICT, "not_open", "This session is not open for booking yet.";
+        not_open => CONFLICT, "not_open";
         /// `409 queue_required`.
-        queue_required => CONFLICT, "queue_required",
-            "A waiting room is active for this session; join the queue first.";
+        queue_required => CONFLICT, "queue_required";
         /// `409 sold_out`.
-        sold_out => CONFLICT, "sold_out", "Everything in this release is booked.";
+        sold_out => CONFLICT, "sold_out";
         /// `409 booking_state`.
-        booking_state => CONFLICT, "booking_state",
-            "The booking is not in a state that allows this action.";
+        booking_state => CONFLICT, "booking_state";
         /// `409 capacity_below_booked`.
-        capacity_below_booked => CONFLICT, "capacity_below_booked",
-            "The capacity cannot go below the places already booked.";
+        capacity_below_booked => CONFLICT, "capacity_below_booked";
         /// `409 id_already_registered`.
-        id_already_registered => CONFLICT, "id_already_registered",
-            "This photo ID is registered on another account.";
+        id_already_registered => CONFLICT, "id_already_registered";
         /// `409 beneficiary_exists`.
-        beneficiary_exists => CONFLICT, "beneficiary_exists",
-            "This person is already registered on this account.";
+        beneficiary_exists => CONFLICT, "beneficiary_exists";
         /// `409 beneficiary_limit`.
-        beneficiary_limit => CONFLICT, "beneficiary_limit",
-            "This account already has the maximum number of beneficiaries.";
+        beneficiary_limit => CONFLICT, "beneficiary_limit";
         /// `409 beneficiary_in_use`.
-        beneficiary_in_use => CONFLICT, "beneficiary_in_use",
-            "This beneficiary has bookings or doses and cannot be removed.";
+        beneficiary_in_use => CONFLICT, "beneficiary_in_use";
         /// `409 not_vaccinated`.
-        not_vaccinated => CONFLICT, "not_vaccinated", "No dose is recorded for this beneficiary.";
+        not_vaccinated => CONFLICT, "not_vaccinated";
         /// `413 payload_too_large`.
-        payload_too_large => PAYLOAD_TOO_LARGE, "payload_too_large",
-            "The request body is too large.";
+        payload_too_large => PAYLOAD_TOO_LARGE, "payload_too_large";
         /// `415 unsupported_media_type`.
-        unsupported_media_type => UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-            "The request body must be JSON (Content-Type: application/json).";
+        unsupported_media_type => UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type";
         /// `422 idempotency_key_mismatch`.
-        idempotency_key_mismatch => UNPROCESSABLE_ENTITY, "idempotency_key_mismatch",
-            "This Idempotency-Key was used with a different request body.";
+        idempotency_key_mismatch => UNPROCESSABLE_ENTITY, "idempotency_key_mismatch";
         /// `428 idempotency_key_required`.
-        idempotency_key_required => PRECONDITION_REQUIRED, "idempotency_key_required",
-            "This request needs an Idempotency-Key header (1-64 printable ASCII characters).";
+        idempotency_key_required => PRECONDITION_REQUIRED, "idempotency_key_required";
         /// `500 internal`.
-        internal => INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side.";
+        internal => INTERNAL_SERVER_ERROR, "internal";
     }
 
     /// The error for a bare status produced by the framework (routing, body limits, ...), used
@@ -356,21 +322,39 @@ impl ApiError {
         }
     }
 
-    /// The body for a given request id.
+    /// The sentence in a language: the catalogue's Hindi sentence for the code when Hindi is
+    /// asked for, else this error's (possibly refined) English sentence.
+    pub fn message_in(&self, language: Language) -> &str {
+        match language {
+            Language::Hi => {
+                crate::messages::message(self.code, Language::Hi).unwrap_or(&self.message)
+            }
+            Language::En => &self.message,
+        }
+    }
+
+    /// The body for a given request id, in the current request's language.
     pub fn body(&self, request_id: &str) -> ErrorBody {
+        self.body_in(request_id, current_language())
+    }
+
+    /// The body for a given request id in a given language.
+    pub fn body_in(&self, request_id: &str, language: Language) -> ErrorBody {
         ErrorBody {
             error: ErrorObject {
                 code: self.code.to_owned(),
-                message: self.message.clone(),
+                message: self.message_in(language).to_owned(),
                 request_id: request_id.to_owned(),
                 details: self.details.clone(),
             },
         }
     }
 
-    /// Render to a response for a given request id (the middleware calls this on the way out).
+    /// Render to a response for a given request id (the middleware calls this on the way out),
+    /// in the current request's language (`Content-Language` says which).
     pub fn to_response(&self, request_id: &str) -> Response {
-        let bytes = serde_json::to_vec(&self.body(request_id)).unwrap_or_else(|_| {
+        let language = current_language();
+        let bytes = serde_json::to_vec(&self.body_in(request_id, language)).unwrap_or_else(|_| {
             br#"{"error":{"code":"internal","message":"error","request_id":""}}"#.to_vec()
         });
         let mut response = (self.status, bytes).into_response();
@@ -378,6 +362,10 @@ impl ApiError {
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            header::CONTENT_LANGUAGE,
+            HeaderValue::from_static(language.tag()),
         );
         if let Some(s) = self.retry_after_s {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
@@ -435,6 +423,53 @@ mod tests {
             let r = e.to_response("r1");
             assert_eq!(r.headers()[header::RETRY_AFTER], "3");
         }
+    }
+
+    #[test]
+    fn every_constructor_has_both_languages() {
+        let built = [
+            ApiError::invalid_request("f", "x"),
+            ApiError::dose_interval("2026-01-01"),
+            ApiError::otp_invalid(1),
+            ApiError::too_many_requests(1),
+            ApiError::otp_resend_too_soon(1),
+            ApiError::otp_limit_reached(1),
+            ApiError::overloaded(1),
+            ApiError::store_unavailable(1),
+            ApiError::not_ready("r", 1),
+        ];
+        let codes = ApiError::SIMPLE_CODES
+            .iter()
+            .copied()
+            .chain(built.iter().map(|e| e.code));
+        for code in codes {
+            let m = crate::messages::lookup(code);
+            assert!(m.is_some(), "{code} has no catalogue entry");
+        }
+        for status in 400..=599u16 {
+            if let Ok(s) = StatusCode::from_u16(status) {
+                let code = ApiError::for_status(s).code;
+                assert!(crate::messages::lookup(code).is_some(), "{code}");
+            }
+        }
+    }
+
+    #[test]
+    fn hindi_answers_use_the_catalogue_and_keep_details() {
+        let e = ApiError::invalid_request("birth_year", "birth_year must be between 1900 and 2026");
+        let hi = serde_json::to_value(e.body_in("r", Language::Hi)).unwrap();
+        assert_eq!(hi["error"]["message"], "अनुरोध सही नहीं है।");
+        assert_eq!(hi["error"]["details"]["field"], "birth_year");
+        assert_eq!(hi["error"]["code"], "invalid_request");
+        let en = serde_json::to_value(e.body_in("r", Language::En)).unwrap();
+        assert_eq!(
+            en["error"]["message"],
+            "birth_year must be between 1900 and 2026"
+        );
+        assert_eq!(
+            ApiError::pool_full().message,
+            "No place is left in this slot."
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - [`middleware`]: the layers every route runs under (request id, metrics, panic → `500`,
 //!   contract-shaped framework errors, request timeout, body limit, fallback `404`).
 //! - [`error`]: [`ApiError`], the catalogue of error codes and their JSON shape.
+//! - [`messages`]: the message catalogue (English and Hindi for every code) and the
+//!   `Accept-Language` choice between them.
 //! - [`extract`]: [`ApiJson`], [`OptionalJson`], [`ApiQuery`], [`ApiPath`], extractors whose
 //!   rejections are [`ApiError`]s.
 //! - [`ops`]: `/healthz`, `/readyz` ([`Readiness`]), `/metrics`, `/openapi.json`.
@@ -35,6 +37,7 @@
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod messages;
 pub mod metrics;
 pub mod middleware;
 pub mod ops;
@@ -48,8 +51,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ConfigError, ConfigOverrides, LogFormat};
-pub use error::{ApiError, ErrorBody, RequestId};
+pub use error::{current_language, ApiError, ErrorBody, RequestId};
 pub use extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
+pub use messages::Language;
 pub use metrics::init_metrics;
 pub use middleware::KeepErrorBody;
 pub use ops::{openapi_base, Ops, Readiness, ReadinessProbe};

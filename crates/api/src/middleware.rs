@@ -5,7 +5,8 @@
 //!    generate one (the server's own id is generated either way, [`RequestId::server_id`], and is
 //!    what the audit log records); insert it as a request extension ([`RequestId`]), run the
 //!    request inside the task-local scope [`ApiError`] reads, and set the header on every
-//!    response.
+//!    response. The same scope holds the answer's [`Language`] from `Accept-Language` (error
+//!    messages follow it).
 //! 2. **metrics**: `kataar_http_requests_total{route,method,status}` and
 //!    `kataar_http_request_duration_seconds{route,method}`; `route` is the matched template or
 //!    `unmatched` (never the raw path); a request dropped because the client went away is counted
@@ -34,8 +35,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::error::{ApiError, RequestId, CURRENT_REQUEST_ID};
+use crate::error::{ApiError, RequestId, CURRENT_LANGUAGE, CURRENT_REQUEST_ID};
 use crate::extract::BodyLimit;
+use crate::messages::Language;
 use crate::metrics::{method_label, HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS};
 use crate::server::ServerLimits;
 
@@ -89,7 +91,18 @@ pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-async fn request_id(mut req: Request, next: Next) -> Response {
+async fn request_id(req: Request, next: Next) -> Response {
+    let language = Language::from_accept_language(
+        req.headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    CURRENT_LANGUAGE
+        .scope(language, request_id_scoped(req, next))
+        .await
+}
+
+async fn request_id_scoped(mut req: Request, next: Next) -> Response {
     let server: Arc<str> = Arc::from(new_request_id());
     let id = match req.headers().get(REQUEST_ID_HEADER) {
         Some(v) if is_acceptable_request_id(v.as_bytes()) => {

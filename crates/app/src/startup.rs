@@ -92,6 +92,7 @@ pub async fn load_secrets(config: &Config, store: &dyn Store) -> anyhow::Result<
         token_key: config.token_secret.clone(),
         person_key: config.person_key_secret.clone(),
         otp_key: config.otp_secret.clone(),
+        certificate_key: config.certificate_secret.clone(),
     };
     let mut any_check = false;
     for (name, _, _) in CHECKED_SECRETS {
@@ -214,6 +215,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
             Duration::from_secs(u64::from(config.token_ttl_s)),
         ),
         keyer: PersonKeyer::new(&secrets.person_key),
+        certificates: Arc::new(
+            kataar_documents::CertificateSigner::from_secret(&secrets.certificate_key)
+                .context("certificate_secret is not usable")?,
+        ),
         tz,
         commit_wait,
         clock: Arc::new(SystemClock),

@@ -41,6 +41,8 @@ pub struct Inner {
     pub tokens: TokenSigner,
     /// Photo-ID → person key.
     pub keyer: PersonKeyer,
+    /// Signs vaccination certificates (the key published at `/v1/certificates/keys`).
+    pub certificates: Arc<kataar_documents::CertificateSigner>,
     /// The drive's time zone (calendar days).
     pub tz: Tz,
     /// How long a handler waits for its commit before answering `503 store_unavailable`

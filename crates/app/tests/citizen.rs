@@ -1074,10 +1074,6 @@ async fn otp_auth_and_request_shapes_on_embedded() {
     )
     .await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
-    // The PDFs are not part of this API yet.
-    let (s, _) = srv.get("/v1/bookings/1/slip", Some(&token)).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-
     // Pagination over the account's bookings.
     let (session, slots, _) = demo_session(&srv, 18).await;
     let mut ids = Vec::new();

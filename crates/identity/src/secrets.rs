@@ -14,6 +14,7 @@
 //! token_key = "…"
 //! person_key = "…"
 //! otp_key = "…"
+//! certificate_key = "…"   # optional
 //! ```
 
 use std::io::Write;
@@ -50,6 +51,8 @@ pub struct SecretOverrides {
     pub person_key: Option<String>,
     /// OTP-hash HMAC key.
     pub otp_key: Option<String>,
+    /// Certificate-signing seed (optional: see [`Secrets::certificate_key`]).
+    pub certificate_key: Option<String>,
 }
 
 impl std::fmt::Debug for SecretOverrides {
@@ -59,6 +62,7 @@ impl std::fmt::Debug for SecretOverrides {
             .field("token_key", &shown(&self.token_key))
             .field("person_key", &shown(&self.person_key))
             .field("otp_key", &shown(&self.otp_key))
+            .field("certificate_key", &shown(&self.certificate_key))
             .finish()
     }
 }
@@ -72,12 +76,18 @@ pub struct Secrets {
     pub person_key: Vec<u8>,
     /// Keys stored OTP hashes ([`crate::otp::OtpManager`]).
     pub otp_key: Vec<u8>,
+    /// Seeds the Ed25519 key that signs vaccination certificates: configured
+    /// (`certificate_secret`), or `certificate_key` in the secrets file, or else derived from
+    /// the token key (HMAC-SHA256 of [`CERTIFICATE_SEED_LABEL`]), so it is as stable as the
+    /// token key, which the database checks.
+    pub certificate_key: Vec<u8>,
 }
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(
-            "Secrets { token_key: <redacted>, person_key: <redacted>, otp_key: <redacted> }",
+            "Secrets { token_key: <redacted>, person_key: <redacted>, otp_key: <redacted>, \
+             certificate_key: <redacted> }",
         )
     }
 }
@@ -135,6 +145,8 @@ struct FileSecrets {
     person_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     otp_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate_key: Option<String>,
 }
 
 impl FileSecrets {
@@ -177,6 +189,30 @@ pub fn decode_secret(
         ));
     }
     Ok(bytes)
+}
+
+/// The label the certificate-signing seed is derived under when none is configured.
+pub const CERTIFICATE_SEED_LABEL: &str = "kataar certificate signing seed v1";
+
+/// The certificate-signing seed: configured, else from the secrets file, else derived from the
+/// token key.
+fn certificate_key(
+    data_dir: &Path,
+    from_config: &SecretOverrides,
+    token_key: &[u8],
+) -> Result<Vec<u8>, SecretsError> {
+    if let Some(v) = &from_config.certificate_key {
+        return decode_secret("certificate_key", "configuration", v);
+    }
+    let path = data_dir.join(SECRETS_FILE_NAME);
+    if let Some(v) = read_file(&path)?.and_then(|f| f.certificate_key) {
+        return decode_secret("certificate_key", &path.display().to_string(), &v);
+    }
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(token_key)
+        .map_err(|_| SecretsError::Missing { name: "token_key", path })?;
+    mac.update(CERTIFICATE_SEED_LABEL.as_bytes());
+    Ok(mac.finalize().into_bytes().to_vec())
 }
 
 fn random_secret() -> Vec<u8> {
@@ -232,6 +268,7 @@ impl Secrets {
             token_key: random_secret(),
             person_key: random_secret(),
             otp_key: random_secret(),
+            certificate_key: random_secret(),
         }
     }
 
@@ -263,11 +300,13 @@ impl Secrets {
         let [Some(token_key), Some(person_key), Some(otp_key)] = values else {
             unreachable!("fill_from_file sets every missing secret")
         };
+        let certificate_key = certificate_key(data_dir, &from_config, &token_key)?;
         Ok((
             Secrets {
                 token_key,
                 person_key,
                 otp_key,
+                certificate_key,
             },
             generated,
         ))
@@ -313,10 +352,12 @@ impl Secrets {
         let otp_key = values.pop().unwrap_or_default();
         let person_key = values.pop().unwrap_or_default();
         let token_key = values.pop().unwrap_or_default();
+        let certificate_key = certificate_key(data_dir, &from_config, &token_key)?;
         Ok(Secrets {
             token_key,
             person_key,
             otp_key,
+            certificate_key,
         })
     }
 
@@ -451,6 +492,7 @@ mod tests {
             token_key: Some(token_hex.clone()),
             person_key: Some(format!(" {person_b64}\n")),
             otp_key: None,
+            certificate_key: None,
         };
         let (s, generated) = Secrets::load_or_generate(dir.path(), cfg.clone()).unwrap();
         assert_eq!(generated, vec!["otp_key"]);
@@ -476,6 +518,7 @@ mod tests {
             token_key: Some("11".repeat(32)),
             person_key: Some(URL_SAFE_NO_PAD.encode([0xfb; 32])),
             otp_key: Some("33".repeat(16)),
+            certificate_key: None,
         };
         let (s, generated) = Secrets::load_or_generate(&data, cfg).unwrap();
         assert!(generated.is_empty());
@@ -539,6 +582,23 @@ mod tests {
             Secrets::load_or_generate(dir.path(), SecretOverrides::default()).unwrap();
         assert!(none.is_empty());
         assert_eq!(again, s);
+    }
+
+    #[test]
+    fn certificate_key_is_configured_or_derived_from_the_token_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _) = Secrets::load_or_generate(dir.path(), SecretOverrides::default()).unwrap();
+        let b = Secrets::load_existing(dir.path(), SecretOverrides::default()).unwrap();
+        assert_eq!(a.certificate_key, b.certificate_key);
+        assert_eq!(a.certificate_key.len(), 32);
+        assert_ne!(a.certificate_key, a.token_key);
+        let cfg = SecretOverrides {
+            certificate_key: Some("44".repeat(32)),
+            ..SecretOverrides::default()
+        };
+        let c = Secrets::load_existing(dir.path(), cfg).unwrap();
+        assert_eq!(c.certificate_key, vec![0x44; 32]);
+        assert_eq!(c.token_key, a.token_key);
     }
 
     #[test]

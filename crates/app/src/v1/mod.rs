@@ -4,6 +4,7 @@
 
 pub mod citizen;
 pub mod contract;
+pub mod documents;
 pub mod operator;
 pub mod public;
 pub mod render;
@@ -94,6 +95,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(operator::openapi());
     doc.merge(public::openapi());
     doc.merge(crate::console::openapi());
+    doc.merge(documents::openapi());
     contract::complete(doc)
 }
 
@@ -103,6 +105,7 @@ pub fn router() -> Router<AppState> {
         .merge(public::routes())
         .merge(citizen::routes())
         .merge(operator::routes())
+        .merge(documents::routes())
         .merge(crate::console::routes())
         .layer(axum::middleware::from_fn(crate::console::conditional_get))
 }
