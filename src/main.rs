@@ -161,6 +161,19 @@ struct ServeArgs {
     /// Client-address header set by a trusted proxy (`trusted_proxy_header`).
     #[arg(long)]
     trusted_proxy_header: Option<String>,
+    /// Networks of the proxies whose header is believed, comma-separated
+    /// (`trusted_proxy_cidrs`, none).
+    #[arg(long, value_delimiter = ',')]
+    trusted_proxy_cidrs: Option<Vec<String>>,
+    /// Connections open at once from one address (`connections_per_client_max`, 512).
+    #[arg(long)]
+    connections_per_client_max: Option<u32>,
+    /// Largest request head in bytes (`header_bytes_max`, 16384).
+    #[arg(long)]
+    header_bytes_max: Option<u32>,
+    /// Seconds for a request body to arrive (`body_read_timeout_s`, 10).
+    #[arg(long)]
+    body_read_timeout_s: Option<u32>,
 }
 
 impl ServeArgs {
@@ -182,6 +195,10 @@ impl ServeArgs {
             timezone: self.timezone.clone(),
             log_format: self.log_format.clone(),
             trusted_proxy_header: self.trusted_proxy_header.clone(),
+            trusted_proxy_cidrs: self.trusted_proxy_cidrs.clone(),
+            connections_per_client_max: self.connections_per_client_max,
+            header_bytes_max: self.header_bytes_max,
+            body_read_timeout_s: self.body_read_timeout_s,
         }
     }
 }

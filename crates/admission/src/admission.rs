@@ -5,6 +5,9 @@
 //!
 //! 1. the lane's in-flight cap (one atomic load) → `overloaded`;
 //! 2. the client address bucket, then the account bucket → `too_many_requests`;
+//!    then the client address's and the account's own in-flight caps (`client_in_flight_max`,
+//!    `account_in_flight_max`) → `too_many_requests`, so a few hosts or one account holding
+//!    requests open cannot take a whole lane's in-flight places;
 //! 3. booking lane only: the store breaker → `store_unavailable`;
 //! 4. the lane bucket: a token now → admitted; otherwise, for `admit`, a place in the lane's
 //!    wait queue and a reserved token whose start is within the allowed wait → sleep until then,
@@ -23,6 +26,7 @@ use crate::breaker::{Breaker, BreakerGuard};
 use crate::bucket::LaneBucket;
 use crate::clock::Clock;
 use crate::config::{AdmissionConfig, ConfigError, LaneLimits};
+use crate::inflight::{InFlightCounts, InFlightPlace};
 use crate::keyed::{client_key, KeyedLimiter};
 use crate::lane::Lane;
 use crate::metrics::{KeyedMetrics, LaneMetrics};
@@ -39,6 +43,8 @@ pub struct Admission {
     lanes: [Arc<LaneState>; 4],
     clients: KeyedLimiter<IpAddr>,
     accounts: KeyedLimiter<u64>,
+    client_in_flight: Arc<InFlightCounts<IpAddr>>,
+    account_in_flight: Arc<InFlightCounts<u64>>,
     breaker: Arc<Breaker>,
     retry: RetryPolicy,
     drain_interval_ns: u64,
@@ -76,6 +82,14 @@ pub struct LaneStatus {
 pub struct Permit {
     lane: Arc<LaneState>,
     breaker: Option<BreakerGuard>,
+    _keys: KeyPlaces,
+}
+
+/// The client address's and the account's in-flight places of one request.
+#[derive(Debug)]
+struct KeyPlaces {
+    _client: InFlightPlace<IpAddr>,
+    _account: Option<InFlightPlace<u64>>,
 }
 
 impl Permit {
@@ -137,6 +151,8 @@ impl Admission {
             KeyedMetrics::new("account"),
         );
         let breaker = Arc::new(Breaker::from_config(&config, clock.clone()));
+        let config_client_in_flight = config.client_in_flight_max;
+        let config_account_in_flight = config.account_in_flight_max;
         Ok(Self {
             retry: RetryPolicy {
                 retry_after_s_max: config.retry_after_s_max,
@@ -149,6 +165,8 @@ impl Admission {
             lanes,
             clients,
             accounts,
+            client_in_flight: Arc::new(InFlightCounts::new(config_client_in_flight)),
+            account_in_flight: Arc::new(InFlightCounts::new(config_account_in_flight)),
             breaker,
         })
     }
@@ -178,6 +196,15 @@ impl Admission {
         (self.clients.len(), self.accounts.len())
     }
 
+    /// Admitted requests in flight now for a client address and for an account.
+    pub fn key_in_flight(&self, client: IpAddr, account: Option<u64>) -> (u32, u32) {
+        let key = client_key(client, self.config.client_ipv6_prefix_bits);
+        (
+            self.client_in_flight.get(&key),
+            account.map_or(0, |a| self.account_in_flight.get(&a)),
+        )
+    }
+
     /// Admit now or refuse now: never waits. For callers that cannot wait (and the benchmark).
     pub fn try_admit(
         &self,
@@ -187,9 +214,9 @@ impl Admission {
     ) -> Result<Permit, Refusal> {
         let state = &self.lanes[lane.index()];
         let now = self.clock.nanos();
-        let breaker = self.prechecks(state, now, client, account)?;
+        let (breaker, keys) = self.prechecks(state, now, client, account)?;
         match state.bucket.reserve(now, 0) {
-            Ok(_) => self.enter(state, breaker),
+            Ok(_) => self.enter(state, breaker, keys),
             Err(wait_ns) => Err(self.lane_refusal(state, wait_ns)),
         }
     }
@@ -208,9 +235,9 @@ impl Admission {
     ) -> Result<Permit, Refusal> {
         let state = &self.lanes[lane.index()];
         let now = self.clock.nanos();
-        let breaker = self.prechecks(state, now, client, account)?;
+        let (breaker, keys) = self.prechecks(state, now, client, account)?;
         let first = match state.bucket.reserve(now, 0) {
-            Ok(_) => return self.enter(state, breaker),
+            Ok(_) => return self.enter(state, breaker, keys),
             Err(wait_ns) => wait_ns,
         };
         let allowed_ns = self.allowed_wait_ns(state, now, deadline);
@@ -234,7 +261,7 @@ impl Admission {
         slot.reserved = false; // the token is used now, not given back
         drop(slot);
         state.metrics.queue_wait.record(wait_ns as f64 / 1e9);
-        self.enter(state, breaker)
+        self.enter(state, breaker, keys)
     }
 
     /// Drops keyed entries whose bucket has refilled (forgetting them changes no decision) and
@@ -277,7 +304,7 @@ impl Admission {
         now: u64,
         client: IpAddr,
         account: Option<u64>,
-    ) -> Result<Option<BreakerGuard>, Refusal> {
+    ) -> Result<(Option<BreakerGuard>, KeyPlaces), Refusal> {
         if state.in_flight.load(Ordering::Acquire) >= state.limits.in_flight_max {
             return Err(self.refuse(state, RefusalKind::Overloaded, IN_FLIGHT_RETRY));
         }
@@ -290,16 +317,32 @@ impl Admission {
                 return Err(self.refuse(state, RefusalKind::TooManyRequests, wait));
             }
         }
+        let Some(client_place) = InFlightPlace::take(&self.client_in_flight, key) else {
+            return Err(self.refuse(state, RefusalKind::TooManyRequests, IN_FLIGHT_RETRY));
+        };
+        let account_place = match account {
+            Some(account) => match InFlightPlace::take(&self.account_in_flight, account) {
+                Some(place) => Some(place),
+                None => {
+                    return Err(self.refuse(state, RefusalKind::TooManyRequests, IN_FLIGHT_RETRY))
+                }
+            },
+            None => None,
+        };
+        let keys = KeyPlaces {
+            _client: client_place,
+            _account: account_place,
+        };
         if state.lane == Lane::Booking {
             return match self.breaker.allow() {
-                Ok(guard) => Ok(Some(guard)),
+                Ok(guard) => Ok((Some(guard), keys)),
                 Err(refusal) => {
                     state.metrics.refused(refusal.kind);
                     Err(refusal)
                 }
             };
         }
-        Ok(None)
+        Ok((None, keys))
     }
 
     /// Takes an in-flight slot for a request that holds a lane token.
@@ -308,6 +351,7 @@ impl Admission {
         &self,
         state: &Arc<LaneState>,
         breaker: Option<BreakerGuard>,
+        keys: KeyPlaces,
     ) -> Result<Permit, Refusal> {
         let before = state.in_flight.fetch_add(1, Ordering::AcqRel);
         if before >= state.limits.in_flight_max {
@@ -319,6 +363,7 @@ impl Admission {
         Ok(Permit {
             lane: Arc::clone(state),
             breaker,
+            _keys: keys,
         })
     }
 

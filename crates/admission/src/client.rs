@@ -4,7 +4,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
+
+use crate::proxy::TrustedProxies;
 
 /// The header a client may send to say how long it will wait, in whole milliseconds from when
 /// the request is received (a relative budget, not a wall-clock instant, so client clock skew
@@ -29,21 +31,17 @@ pub fn client_deadline(headers: &HeaderMap) -> Option<Duration> {
 
 /// The address admission keys a client by.
 ///
-/// Without `trusted_proxy_header` (the default) this is the TCP peer's address: nothing a
-/// client sends can change it. With it (configure it only when every connection comes through
-/// that proxy), the header's **rightmost** address is used — the one the trusted proxy appended;
-/// addresses to its left were written by the client and prove nothing. Understands
-/// `X-Forwarded-For: a, b, c`, `X-Real-IP: a`, and `Forwarded: for=a;proto=…, for="[v6]:port"`
-/// (RFC 7239); with several header lines, the last line counts. An absent, unparsable or
-/// unspecified (`0.0.0.0`, `::`) value falls back to the peer. IPv4-mapped IPv6 is folded to
-/// IPv4.
-pub fn client_addr(
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    trusted_proxy_header: Option<&HeaderName>,
-) -> IpAddr {
+/// The TCP peer's address, unless the peer is a trusted proxy (`trusted_proxy_cidrs`) and a
+/// `trusted_proxy_header` is configured: then the header's **rightmost** address is used — the
+/// one the trusted proxy appended; addresses to its left were written by the client and prove
+/// nothing. A connection from any other peer cannot change its address by sending the header.
+/// Understands `X-Forwarded-For: a, b, c`, `X-Real-IP: a`, and `Forwarded: for=a;proto=…,
+/// for="[v6]:port"` (RFC 7239); with several header lines, the last line counts. An absent,
+/// unparsable or unspecified (`0.0.0.0`, `::`) value falls back to the peer. IPv4-mapped IPv6 is
+/// folded to IPv4.
+pub fn client_addr(peer: SocketAddr, headers: &HeaderMap, proxies: &TrustedProxies) -> IpAddr {
     let peer_ip = peer.ip().to_canonical();
-    let Some(name) = trusted_proxy_header else {
+    let Some(name) = proxies.header_for(peer_ip) else {
         return peer_ip;
     };
     let Some(line) = headers.get_all(name).iter().next_back() else {
@@ -93,7 +91,15 @@ fn parse_forwarded_element(element: &str) -> Option<IpAddr> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use http::HeaderValue;
+    use http::{HeaderName, HeaderValue};
+
+    /// Trusts the test peer's network for `name`.
+    fn trusting(name: &HeaderName) -> TrustedProxies {
+        TrustedProxies {
+            header: Some(name.clone()),
+            cidrs: vec!["192.0.2.0/24".parse().unwrap()],
+        }
+    }
 
     fn peer() -> SocketAddr {
         "192.0.2.7:5555".parse().unwrap()
@@ -110,7 +116,27 @@ mod tests {
     #[test]
     fn without_a_configured_header_the_peer_wins() {
         let h = headers(&[("x-forwarded-for", "203.0.113.9")]);
-        assert_eq!(client_addr(peer(), &h, None), peer().ip());
+        assert_eq!(client_addr(peer(), &h, &TrustedProxies::NONE), peer().ip());
+    }
+
+    #[test]
+    fn the_header_of_an_untrusted_peer_is_ignored() {
+        let xff = HeaderName::from_static("x-forwarded-for");
+        let h = headers(&[("x-forwarded-for", "203.0.113.9")]);
+        let elsewhere = TrustedProxies {
+            header: Some(xff.clone()),
+            cidrs: vec!["10.0.0.0/8".parse().unwrap()],
+        };
+        assert_eq!(client_addr(peer(), &h, &elsewhere), peer().ip());
+        let no_cidrs = TrustedProxies {
+            header: Some(xff.clone()),
+            cidrs: Vec::new(),
+        };
+        assert_eq!(client_addr(peer(), &h, &no_cidrs), peer().ip());
+        assert_eq!(
+            client_addr(peer(), &h, &trusting(&xff)),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
@@ -118,7 +144,7 @@ mod tests {
         let xff = HeaderName::from_static("x-forwarded-for");
         let h = headers(&[("x-forwarded-for", "10.9.9.9, 203.0.113.9")]);
         assert_eq!(
-            client_addr(peer(), &h, Some(&xff)),
+            client_addr(peer(), &h, &trusting(&xff)),
             "203.0.113.9".parse::<IpAddr>().unwrap()
         );
         let h = headers(&[
@@ -126,12 +152,12 @@ mod tests {
             ("x-forwarded-for", "[2001:db8::5]:443"),
         ]);
         assert_eq!(
-            client_addr(peer(), &h, Some(&xff)),
+            client_addr(peer(), &h, &trusting(&xff)),
             "2001:db8::5".parse::<IpAddr>().unwrap()
         );
         let h = headers(&[("x-forwarded-for", "::ffff:198.51.100.1")]);
         assert_eq!(
-            client_addr(peer(), &h, Some(&xff)),
+            client_addr(peer(), &h, &trusting(&xff)),
             "198.51.100.1".parse::<IpAddr>().unwrap()
         );
     }
@@ -144,7 +170,7 @@ mod tests {
             "for=192.0.2.60;proto=http, for=\"[2001:db8:cafe::17]:4711\";by=203.0.113.43",
         )]);
         assert_eq!(
-            client_addr(peer(), &h, Some(&fwd)),
+            client_addr(peer(), &h, &trusting(&fwd)),
             "2001:db8:cafe::17".parse::<IpAddr>().unwrap()
         );
     }
@@ -162,10 +188,14 @@ mod tests {
         ] {
             let mut h = HeaderMap::new();
             h.insert(&xff, HeaderValue::from_str(bad).unwrap());
-            assert_eq!(client_addr(peer(), &h, Some(&xff)), peer().ip(), "{bad:?}");
+            assert_eq!(
+                client_addr(peer(), &h, &trusting(&xff)),
+                peer().ip(),
+                "{bad:?}"
+            );
         }
         assert_eq!(
-            client_addr(peer(), &HeaderMap::new(), Some(&xff)),
+            client_addr(peer(), &HeaderMap::new(), &trusting(&xff)),
             peer().ip()
         );
     }

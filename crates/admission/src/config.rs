@@ -92,6 +92,15 @@ pub struct AdmissionConfig {
     pub account_rate_per_s: f64,
     /// Per account: burst. Default 30.
     pub account_burst: u32,
+    /// Per client address (all lanes together): admitted requests in flight at once; more are
+    /// refused with `429 too_many_requests` and `Retry-After`. Default 128: far above what one
+    /// household keeps open, low enough that a few hosts holding requests open cannot fill a
+    /// lane's in-flight cap (raise it for a carrier NAT or a proxy that is not trusted).
+    pub client_in_flight_max: u32,
+    /// Per account (requests that carry a citizen token): admitted requests in flight at once;
+    /// more are refused with `429 too_many_requests`. Default 8 (an account has at most a few
+    /// beneficiaries).
+    pub account_in_flight_max: u32,
     /// Keyed state bound, for the client map and for the account map each. An entry is about
     /// 50 bytes. At the bound, a key not already tracked is admitted without a per-key limit (the
     /// lane limits still apply) and counted in `kataar_admission_keyed_untracked_total`, until
@@ -149,6 +158,8 @@ impl Default for AdmissionConfig {
             client_ipv6_prefix_bits: 64,
             account_rate_per_s: 5.0,
             account_burst: 30,
+            client_in_flight_max: 128,
+            account_in_flight_max: 8,
             keyed_entries_max: 500_000,
             housekeeping_interval_ms: 1000,
 
@@ -252,7 +263,9 @@ impl AdmissionConfig {
                 });
             }
         }
-        let positive: [(&'static str, u64); 14] = [
+        let positive: [(&'static str, u64); 16] = [
+            ("client_in_flight_max", self.client_in_flight_max.into()),
+            ("account_in_flight_max", self.account_in_flight_max.into()),
             ("operator_burst", self.operator_burst.into()),
             ("booking_burst", self.booking_burst.into()),
             ("auth_burst", self.auth_burst.into()),

@@ -8,9 +8,11 @@
 //! - `admission.rs` — [`Admission`]: per-lane buckets with a bounded wait queue (CoDel-style wait
 //!   bound) and in-flight cap, per-client and per-account buckets, the breaker check; [`Permit`].
 //! - `bucket.rs` — the lane bucket (GCRA with reservations, one `AtomicU64`).
+//! - `inflight.rs` — requests in flight per client address and per account (capped).
 //! - `keyed.rs` — keyed buckets on `governor` with a bounded store (`keyed_entries_max`).
 //! - `breaker.rs` — [`Breaker`], the store circuit breaker.
 //! - `client.rs` — [`client_addr`] (trusted-proxy aware) and [`client_deadline`].
+//! - `proxy.rs` — [`Cidr`], [`TrustedProxies`]: which peers may name the client address.
 //! - `refusal.rs` — [`Refusal`], [`RefusalKind`]: catalogue code, status, jittered `Retry-After`.
 //! - `config.rs` — [`AdmissionConfig`], every limit with its unit and default.
 //! - `metrics.rs` — the `kataar_admission_*` metrics.
@@ -27,6 +29,7 @@
 //! # async fn demo(peer: std::net::SocketAddr, req: http::Request<()>) {
 //! use std::sync::Arc;
 //! use kataar_admission::{classify, client_addr, client_deadline, Admission, AdmissionConfig};
+//! use kataar_admission::TrustedProxies;
 //!
 //! let config = AdmissionConfig::default();
 //! let every = config.housekeeping_interval();
@@ -35,7 +38,7 @@
 //!
 //! // per request:
 //! if let Some(lane) = classify(req.method(), req.uri().path()) {
-//!     let client = client_addr(peer, req.headers(), None);
+//!     let client = client_addr(peer, req.headers(), &TrustedProxies::NONE);
 //!     let account = None; // Some(account_id) once the bearer token is verified
 //!     match admission.admit(lane, client, account, client_deadline(req.headers())).await {
 //!         Ok(_permit) => { /* serve, keeping _permit alive until the response is ready */ }
@@ -53,9 +56,11 @@ mod bucket;
 mod client;
 mod clock;
 mod config;
+mod inflight;
 mod keyed;
 mod lane;
 pub mod metrics;
+mod proxy;
 mod refusal;
 
 pub use admission::{Admission, LaneStatus, Permit};
@@ -65,4 +70,5 @@ pub use clock::{Clock, ManualClock};
 pub use config::{AdmissionConfig, ConfigError, LaneLimits};
 pub use lane::{classify, Lane, UNLIMITED_PATHS};
 pub use metrics::describe_metrics;
+pub use proxy::{Cidr, CidrError, TrustedProxies};
 pub use refusal::{Refusal, RefusalKind};

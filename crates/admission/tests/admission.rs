@@ -507,3 +507,51 @@ fn the_api_fits_a_multi_threaded_server() {
     send(&fut);
     drop(fut);
 }
+
+#[test]
+fn a_client_address_is_capped_in_flight_at_the_bound_and_others_are_not() {
+    let config = AdmissionConfig {
+        client_in_flight_max: 3,
+        browse_in_flight_max: 100,
+        ..base()
+    };
+    let (admission, _clock) = manual(config);
+    let held: Vec<Permit> = (0..3)
+        .map(|_| admission.try_admit(Lane::Browse, ip(1), None).unwrap())
+        .collect();
+    assert_eq!(admission.key_in_flight(ip(1), None).0, 3);
+    // At the bound, in every lane: the address's own refusal (429), not the lane's.
+    for lane in [Lane::Browse, Lane::Booking, Lane::Auth] {
+        let refusal = admission.try_admit(lane, ip(1), None).unwrap_err();
+        assert_eq!(refusal.kind, RefusalKind::TooManyRequests);
+        assert!(refusal.retry_after_s >= 1);
+    }
+    // Another address is served; the lane is far from its own cap.
+    drop_permit(admission.try_admit(Lane::Browse, ip(2), None).unwrap());
+    // One request finishing gives its place back.
+    drop(held);
+    assert_eq!(admission.key_in_flight(ip(1), None).0, 0);
+    drop_permit(admission.try_admit(Lane::Browse, ip(1), None).unwrap());
+}
+
+#[test]
+fn an_account_is_capped_in_flight_at_the_bound_from_any_address() {
+    let config = AdmissionConfig {
+        account_in_flight_max: 2,
+        ..base()
+    };
+    let (admission, _clock) = manual(config);
+    let a = admission.try_admit(Lane::Booking, ip(1), Some(42)).unwrap();
+    let b = admission.try_admit(Lane::Booking, ip(2), Some(42)).unwrap();
+    let refusal = admission
+        .try_admit(Lane::Booking, ip(3), Some(42))
+        .unwrap_err();
+    assert_eq!(refusal.kind, RefusalKind::TooManyRequests);
+    // A refused request took no place of its address.
+    assert_eq!(admission.key_in_flight(ip(3), Some(42)), (0, 2));
+    drop_permit(admission.try_admit(Lane::Booking, ip(3), Some(43)).unwrap());
+    drop(a);
+    let c = admission.try_admit(Lane::Booking, ip(3), Some(42)).unwrap();
+    drop((b, c));
+    assert_eq!(admission.key_in_flight(ip(1), Some(42)), (0, 0));
+}

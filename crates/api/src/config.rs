@@ -19,6 +19,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use kataar_admission::{Cidr, TrustedProxies};
+
 use crate::server::ServerLimits;
 
 /// Environment variable prefix.
@@ -115,8 +117,41 @@ pub struct Config {
     /// Key of the `Kataar-Signature` HMAC on webhook OTP deliveries, at least 16 bytes; required
     /// with `otp_sender = webhook:URL`. Secret.
     pub otp_webhook_secret: Option<String>,
+    /// Connections open at once from one peer address (IPv6: its /64); beyond, a fast `429`
+    /// (512). Peers in `trusted_proxy_cidrs` are not capped per address.
+    pub connections_per_client_max: u32,
+    /// Largest request head (request line and headers) in bytes; beyond, `431` and the
+    /// connection is closed (16384; 8192 to 1048576).
+    pub header_bytes_max: u32,
+    /// Seconds for a whole request body to arrive; it is read before the request takes an
+    /// admission place, so slow senders hold none (10). Beyond: `400 invalid_request`, closed.
+    pub body_read_timeout_s: u32,
+    /// Networks (CIDRs, e.g. `["10.0.0.0/8"]`, or `10.0.0.0/8,192.0.2.7` in the environment)
+    /// of the proxies whose `trusted_proxy_header` is believed; from any other peer the header
+    /// is ignored. Empty (default): no peer is trusted, so `trusted_proxy_header` needs this.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub trusted_proxy_cidrs: Vec<String>,
     /// Admission settings, passed through to the admission crate (`KATAAR_ADMISSION_<KEY>`).
     pub admission: toml::Table,
+}
+
+/// A list, or one string of comma-separated items (how a list arrives from the environment).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCommas {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match ListOrCommas::deserialize(d)? {
+        ListOrCommas::List(items) => items,
+        ListOrCommas::Commas(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 /// Every top-level key (the environment is matched against this list).
@@ -153,6 +188,10 @@ pub const CONFIG_KEYS: &[&str] = &[
     "otp_mobiles_max",
     "otp_queue_max",
     "otp_webhook_secret",
+    "connections_per_client_max",
+    "header_bytes_max",
+    "body_read_timeout_s",
+    "trusted_proxy_cidrs",
     "admission",
 ];
 
@@ -191,6 +230,14 @@ pub struct ConfigOverrides {
     pub log_format: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trusted_proxy_header: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxy_cidrs: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections_per_client_max: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_bytes_max: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_read_timeout_s: Option<u32>,
 }
 
 /// A configuration that cannot be used; the message names the key.
@@ -245,6 +292,10 @@ impl Config {
             otp_mobiles_max: 4_000_000,
             otp_queue_max: 10_000,
             otp_webhook_secret: None,
+            connections_per_client_max: 512,
+            header_bytes_max: 16_384,
+            body_read_timeout_s: 10,
+            trusted_proxy_cidrs: Vec::new(),
             admission: toml::Table::new(),
         }
     }
@@ -310,6 +361,11 @@ impl Config {
             ("otp_queue_max", self.otp_queue_max),
             ("otp_txns_max", u32::from(self.otp_txns_max > 0)),
             ("otp_mobiles_max", u32::from(self.otp_mobiles_max > 0)),
+            (
+                "connections_per_client_max",
+                self.connections_per_client_max,
+            ),
+            ("body_read_timeout_s", self.body_read_timeout_s),
         ] {
             if value == 0 {
                 return invalid(key, "must be at least 1");
@@ -349,11 +405,22 @@ impl Config {
         {
             return invalid("otp_webhook_secret", "must be at least 16 bytes");
         }
+        if !(8_192..=1_048_576).contains(&self.header_bytes_max) {
+            return invalid("header_bytes_max", "must be between 8192 and 1048576");
+        }
         if let Some(header) = &self.trusted_proxy_header {
             if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
                 return invalid("trusted_proxy_header", "not a valid header name");
             }
+            if self.trusted_proxy_cidrs.is_empty() {
+                return invalid(
+                    "trusted_proxy_header",
+                    "is believed only from the proxies named in trusted_proxy_cidrs; set \
+                     trusted_proxy_cidrs to their networks (e.g. [\"10.0.0.0/8\"])",
+                );
+            }
         }
+        self.trusted_proxies()?;
         self.admission_config()?;
         Ok(())
     }
@@ -382,9 +449,38 @@ impl Config {
         Ok(config)
     }
 
+    /// The forwarding header and the proxies allowed to set it (`trusted_proxy_header`,
+    /// `trusted_proxy_cidrs`), parsed.
+    pub fn trusted_proxies(&self) -> Result<TrustedProxies, ConfigError> {
+        let header = match &self.trusted_proxy_header {
+            Some(name) => Some(http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                ConfigError::Invalid {
+                    key: "trusted_proxy_header",
+                    message: "not a valid header name".to_owned(),
+                }
+            })?),
+            None => None,
+        };
+        let cidrs = self
+            .trusted_proxy_cidrs
+            .iter()
+            .map(|text| {
+                text.parse::<Cidr>().map_err(|e| ConfigError::Invalid {
+                    key: "trusted_proxy_cidrs",
+                    message: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TrustedProxies { header, cidrs })
+    }
+
     /// The connection limits for [`crate::server::serve`].
     pub fn server_limits(&self) -> ServerLimits {
         ServerLimits {
+            connections_per_client_max: self.connections_per_client_max,
+            header_bytes_max: self.header_bytes_max as usize,
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_s.into()),
+            trusted_proxies: self.trusted_proxies().unwrap_or_default(),
             header_read_timeout: Duration::from_secs(self.header_read_timeout_s.into()),
             request_timeout: Duration::from_secs(self.request_timeout_s.into()),
             keepalive_idle: Duration::from_secs(self.keepalive_idle_s.into()),
@@ -643,6 +739,44 @@ mod tests {
         c.otp_queue_max = 0;
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("otp_queue_max"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxy_header_needs_cidrs_and_cidrs_are_checked() {
+        let mut c = Config::defaults();
+        c.trusted_proxy_header = Some("x-forwarded-for".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("trusted_proxy_cidrs"), "{e}");
+        c.trusted_proxy_cidrs = vec!["10.0.0.0/8".into(), "2001:db8::/32".into()];
+        c.validate().unwrap();
+        let proxies = c.trusted_proxies().unwrap();
+        assert!(proxies.trusts("10.2.3.4".parse().unwrap()));
+        assert!(!proxies.trusts("192.0.2.1".parse().unwrap()));
+        assert_eq!(c.server_limits().trusted_proxies, proxies);
+        c.trusted_proxy_cidrs = vec!["10.0.0.0/33".into()];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("trusted_proxy_cidrs") && e.contains("10.0.0.0/33"),
+            "{e}"
+        );
+        let from_env: Config = Figment::from(Serialized::defaults(Config::defaults()))
+            .merge(("trusted_proxy_cidrs", "10.0.0.0/8, 192.0.2.7"))
+            .extract()
+            .unwrap();
+        assert_eq!(from_env.trusted_proxy_cidrs, ["10.0.0.0/8", "192.0.2.7"]);
+    }
+
+    #[test]
+    fn header_bytes_max_is_bounded() {
+        let mut c = Config::defaults();
+        assert_eq!(c.server_limits().header_bytes_max, 16_384);
+        c.header_bytes_max = 8_192;
+        c.validate().unwrap();
+        c.header_bytes_max = 8_191;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("header_bytes_max"), "{e}");
+        c.header_bytes_max = 1_048_577;
+        assert!(c.validate().is_err());
     }
 
     #[test]

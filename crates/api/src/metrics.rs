@@ -15,11 +15,15 @@ pub const HTTP_REQUEST_DURATION_SECONDS: &str = "kataar_http_request_duration_se
 /// Gauge: connections being served (at most `connections_max`).
 pub const HTTP_CONNECTIONS_OPEN: &str = "kataar_http_connections_open";
 /// Counter: connections refused at the `connections_max` cap, label `how` (`answered`: a fast
-/// `503`; `closed`: closed at once because too many refusals were already in flight).
+/// `503`; `per_client`: a fast `429` at `connections_per_client_max`; `closed`: closed at once
+/// because too many refusals were already in flight).
 pub const HTTP_CONNECTIONS_REFUSED_TOTAL: &str = "kataar_http_connections_refused_total";
 /// Counter: connections the server closed on a timer, label `reason` (`header_timeout`, `idle`,
-/// `shutdown_forced`).
+/// `evicted` (idle while the server is near `connections_max`), `shutdown_forced`).
 pub const HTTP_CONNECTIONS_CLOSED_TOTAL: &str = "kataar_http_connections_closed_total";
+
+/// Counter: requests whose body did not arrive within `body_read_timeout_s`.
+pub const HTTP_BODY_READ_TIMEOUTS_TOTAL: &str = "kataar_http_body_read_timeouts_total";
 
 /// Buckets for [`HTTP_REQUEST_DURATION_SECONDS`]: 0.5 ms to 30 s (the request timeout default).
 pub const HTTP_DURATION_BUCKETS_S: [f64; 16] = [
@@ -72,11 +76,15 @@ fn describe() {
     describe_gauge!(HTTP_CONNECTIONS_OPEN, "HTTP connections being served.");
     describe_counter!(
         HTTP_CONNECTIONS_REFUSED_TOTAL,
-        "Connections refused at the connections_max cap."
+        "Connections refused at the connections_max or connections_per_client_max cap."
     );
     describe_counter!(
         HTTP_CONNECTIONS_CLOSED_TOTAL,
         "Connections closed by a server timer."
+    );
+    describe_counter!(
+        HTTP_BODY_READ_TIMEOUTS_TOTAL,
+        "Requests whose body did not arrive within body_read_timeout_s."
     );
 }
 

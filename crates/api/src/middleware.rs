@@ -22,6 +22,12 @@
 //!    the contract). Dropping a handler cancels it: handlers that write must spawn or shield
 //!    their commit wait (see [`crate::server`]).
 //!
+//! 6. **body read**: a request body (anything but a known-empty one) is read whole, at most
+//!    `body_bytes_max` bytes (`413 payload_too_large` beyond) within `body_read_timeout`
+//!    (`400 invalid_request` with `Connection: close` past it), before the router and so before
+//!    admission: a client trickling its body holds a connection, never a lane's in-flight place.
+//!    Handlers then read the buffered body at once.
+//!
 //! Plus the body limit ([`BodyLimit`] and axum's `DefaultBodyLimit`, both `body_bytes_max`) and
 //! the fallback `404 not_found`.
 
@@ -38,8 +44,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::error::{ApiError, RequestId, CURRENT_LANGUAGE, CURRENT_REQUEST_ID};
 use crate::extract::BodyLimit;
 use crate::messages::Language;
-use crate::metrics::{method_label, HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS};
+use crate::metrics::{
+    method_label, HTTP_BODY_READ_TIMEOUTS_TOTAL, HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS,
+};
 use crate::server::ServerLimits;
+use http_body_util::BodyExt;
 
 /// The request-id header.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -66,6 +75,13 @@ where
 {
     router
         .fallback(fallback)
+        .layer(from_fn_with_state(
+            BodyRead {
+                bytes_max: limits.body_bytes_max,
+                timeout: limits.body_read_timeout,
+            },
+            read_body,
+        ))
         .layer(from_fn_with_state(limits.request_timeout, request_timeout))
         .layer(from_fn(normalize_errors))
         .layer(CatchPanicLayer::custom(panic_response))
@@ -225,6 +241,49 @@ async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next
                 .into_response()
         }
     }
+}
+
+/// The bounds of [`read_body`].
+#[derive(Clone, Copy, Debug)]
+struct BodyRead {
+    bytes_max: usize,
+    timeout: Duration,
+}
+
+async fn read_body(State(bounds): State<BodyRead>, req: Request, next: Next) -> Response {
+    if hyper::body::Body::size_hint(req.body()).exact() == Some(0) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, bounds.bytes_max);
+    match tokio::time::timeout(bounds.timeout, limited.collect()).await {
+        Ok(Ok(collected)) => {
+            let body = axum::body::Body::from(collected.to_bytes());
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Ok(Err(err)) if err.is::<http_body_util::LengthLimitError>() => {
+            ApiError::payload_too_large().into_response()
+        }
+        Ok(Err(_)) => close(ApiError::invalid_request_body(
+            "The request body could not be read.",
+        )),
+        Err(_) => {
+            metrics::counter!(HTTP_BODY_READ_TIMEOUTS_TOTAL).increment(1);
+            close(ApiError::invalid_request_body(format!(
+                "The request body did not arrive within {} s.",
+                bounds.timeout.as_secs()
+            )))
+        }
+    }
+}
+
+/// `err` as a response that closes the connection.
+fn close(err: ApiError) -> Response {
+    let mut response = err.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 #[cfg(test)]

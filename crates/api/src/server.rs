@@ -9,7 +9,16 @@
 //!   [`REFUSE_HEAD_BYTES_MAX`] bytes, [`REFUSE_IO_TIMEOUT`]), answers `503 overloaded` in the
 //!   contract shape with `Retry-After: 1` and `Connection: close`, and closes. At most
 //!   [`REFUSE_INFLIGHT_MAX`] refusals run at once; past that the connection is closed at once.
-//!   Idle keep-alive connections are not evicted to make room: they go after `keepalive_idle`.
+//! - **Per-client-address cap** (`connections_per_client_max`): connections open at once from
+//!   one TCP peer address (IPv6: its /64). The excess is answered `429 too_many_requests` with
+//!   `Retry-After: 1` the same way, so one host cannot take the whole `connections_max`.
+//!   Peers in `trusted_proxy_cidrs` (a proxy speaks for many clients) are not capped per address.
+//! - **Idle eviction near the cap**: while at least [`IDLE_EVICT_AT_PCT`] % of
+//!   `connections_max` are open, keep-alive connections with no request in flight and no bytes
+//!   of a new one are closed at once (`kataar_http_connections_closed_total{reason="evicted"}`),
+//!   so idle connections cannot keep working clients out.
+//! - **Request head bound** (`header_bytes_max`): hyper's read buffer is capped, so a request
+//!   line plus headers larger than this is answered `431` and the connection closed.
 //! - **Header read timeout** (`header_read_timeout`): measured by this driver, not hyper (hyper's
 //!   own timer also runs while a keep-alive connection is idle, which would make it the idle
 //!   timeout). A new connection must deliver its first request head within `header_read_timeout`
@@ -33,7 +42,8 @@
 //! The service sees every request with a `ConnectInfo<SocketAddr>` extension (the peer address;
 //! axum's `ConnectInfo` extractor works).
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,9 +53,10 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use kataar_admission::TrustedProxies;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -66,13 +77,21 @@ pub const REFUSE_HEAD_BYTES_MAX: usize = 8 * 1024;
 pub const REFUSE_IO_TIMEOUT: Duration = Duration::from_secs(1);
 /// `Retry-After` on the refusal at the connection cap.
 pub const REFUSE_RETRY_AFTER_S: u32 = 1;
+/// Share of `connections_max` (percent) open at which idle keep-alive connections are evicted.
+pub const IDLE_EVICT_AT_PCT: u64 = 90;
+/// The smallest `header_bytes_max` (hyper's read buffer cannot be smaller).
+pub const HEADER_BYTES_MIN: usize = 8 * 1024;
+/// IPv6 peers are counted per this many leading bits for `connections_per_client_max`.
+pub const CONNECTION_IPV6_PREFIX_BITS: u32 = 64;
 /// Pause after an `accept` error (e.g. out of file descriptors) so the loop does not spin.
 pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// After the grace period, how long to wait for dropped connections' tasks to end.
 pub const FORCED_CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Connection-level limits (config keys `header_read_timeout_s`, `request_timeout_s`,
-/// `keepalive_idle_s`, `body_bytes_max`, `connections_max`, `shutdown_grace_s`).
+/// `keepalive_idle_s`, `body_bytes_max`, `connections_max`, `shutdown_grace_s`,
+/// `connections_per_client_max`, `header_bytes_max`, `body_read_timeout_s`,
+/// `trusted_proxy_header`, `trusted_proxy_cidrs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerLimits {
     /// Time for a request head to arrive (see the module docs).
@@ -87,6 +106,16 @@ pub struct ServerLimits {
     pub connections_max: u32,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Connections open at once from one peer address (beyond: a fast `429`).
+    pub connections_per_client_max: u32,
+    /// Largest request head (request line and headers); beyond: `431` and close.
+    pub header_bytes_max: usize,
+    /// Time for a whole request body to arrive, read before admission (see
+    /// [`crate::middleware`]).
+    pub body_read_timeout: Duration,
+    /// Proxies whose forwarding header is believed; their connections are not capped per
+    /// address.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl ServerLimits {
@@ -98,6 +127,10 @@ impl ServerLimits {
         body_bytes_max: 65_536,
         connections_max: 20_000,
         shutdown_grace: Duration::from_secs(20),
+        connections_per_client_max: 512,
+        header_bytes_max: 16 * 1024,
+        body_read_timeout: Duration::from_secs(10),
+        trusted_proxies: TrustedProxies::NONE,
     };
 }
 
@@ -116,6 +149,13 @@ pub async fn serve(
         "connections_max must be positive"
     );
     let connections = Arc::new(Semaphore::new(limits.connections_max as usize));
+    let per_client = Arc::new(PerClient::default());
+    let (pressure_tx, pressure_rx) = watch::channel(false);
+    let pressure = Arc::new(Pressure {
+        connections: connections.clone(),
+        max: u64::from(limits.connections_max),
+        tx: pressure_tx,
+    });
     let refusals = Arc::new(Semaphore::new(REFUSE_INFLIGHT_MAX));
     let tracker = TaskTracker::new();
     let drain = CancellationToken::new();
@@ -124,6 +164,7 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(None)
+        .max_buf_size(limits.header_bytes_max.max(HEADER_BYTES_MIN))
         .keep_alive(true);
     let limits = Arc::new(limits);
     tokio::pin!(shutdown);
@@ -144,29 +185,37 @@ pub async fn serve(
                 continue;
             }
         };
+        let client = connection_key(peer.ip());
+        let capped = !limits.trusted_proxies.trusts(peer.ip());
+        if capped && !per_client.enter(client, limits.connections_per_client_max) {
+            refuse_or_close(&tracker, &refusals, stream, Refusal::PerClient);
+            continue;
+        }
+        let slot = ClientSlot {
+            per_client: capped.then(|| (per_client.clone(), client)),
+        };
         match connections.clone().try_acquire_owned() {
             Ok(permit) => {
+                pressure.update();
                 let conn = Connection {
                     app: app.clone(),
                     builder: builder.clone(),
                     limits: limits.clone(),
                     drain: drain.clone(),
                     force: force.clone(),
+                    pressure: pressure_rx.clone(),
                 };
-                tracker.spawn(conn.run(stream, peer, permit));
+                let held = Held {
+                    permit: Some(permit),
+                    pressure: pressure.clone(),
+                    _slot: slot,
+                };
+                tracker.spawn(conn.run(stream, peer, held));
             }
-            Err(_) => match refusals.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    metrics::counter!(HTTP_CONNECTIONS_REFUSED_TOTAL, "how" => "answered")
-                        .increment(1);
-                    tracker.spawn(refuse(stream, permit));
-                }
-                Err(_) => {
-                    metrics::counter!(HTTP_CONNECTIONS_REFUSED_TOTAL, "how" => "closed")
-                        .increment(1);
-                    drop(stream);
-                }
-            },
+            Err(_) => {
+                drop(slot);
+                refuse_or_close(&tracker, &refusals, stream, Refusal::Full);
+            }
         }
     }
 
@@ -198,8 +247,41 @@ fn is_per_connection_error(err: &std::io::Error) -> bool {
     )
 }
 
-/// Answer a connection over the cap with a fast `503 overloaded` and close it.
-async fn refuse(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
+/// Why a connection is refused at accept.
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    /// `connections_max` reached: `503 overloaded`.
+    Full,
+    /// `connections_per_client_max` reached for the peer's address: `429 too_many_requests`.
+    PerClient,
+}
+
+/// Hands `stream` to a refusal task, or closes it at once when too many refusals run.
+fn refuse_or_close(
+    tracker: &TaskTracker,
+    refusals: &Arc<Semaphore>,
+    stream: TcpStream,
+    why: Refusal,
+) {
+    let what = match why {
+        Refusal::Full => "answered",
+        Refusal::PerClient => "per_client",
+    };
+    match refusals.clone().try_acquire_owned() {
+        Ok(permit) => {
+            metrics::counter!(HTTP_CONNECTIONS_REFUSED_TOTAL, "how" => what).increment(1);
+            tracker.spawn(refuse(stream, permit, why));
+        }
+        Err(_) => {
+            metrics::counter!(HTTP_CONNECTIONS_REFUSED_TOTAL, "how" => "closed").increment(1);
+            drop(stream);
+        }
+    }
+}
+
+/// Answer a refused connection with a fast `503 overloaded` (or `429 too_many_requests`) and
+/// close it.
+async fn refuse(mut stream: TcpStream, _permit: OwnedSemaphorePermit, why: Refusal) {
     let _ = stream.set_nodelay(true);
     let mut head = Vec::with_capacity(1024);
     let read = async {
@@ -218,11 +300,21 @@ async fn refuse(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
     };
     let _ = tokio::time::timeout(REFUSE_IO_TIMEOUT, read).await;
     let id = new_request_id();
-    let error = ApiError::overloaded(REFUSE_RETRY_AFTER_S)
-        .with_message("Too many open connections; retry later.");
+    let (status_line, error) = match why {
+        Refusal::Full => (
+            "503 Service Unavailable",
+            ApiError::overloaded(REFUSE_RETRY_AFTER_S)
+                .with_message("Too many open connections; retry later."),
+        ),
+        Refusal::PerClient => (
+            "429 Too Many Requests",
+            ApiError::too_many_requests(REFUSE_RETRY_AFTER_S)
+                .with_message("Too many open connections from this address; retry later."),
+        ),
+    };
     let body = serde_json::to_vec(&error.body(&id)).unwrap_or_default();
     let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+        "HTTP/1.1 {status_line}\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nretry-after: {REFUSE_RETRY_AFTER_S}\r\nx-request-id: {id}\r\n\
          connection: close\r\n\r\n",
         body.len()
@@ -235,6 +327,97 @@ async fn refuse(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
     let _ = tokio::time::timeout(REFUSE_IO_TIMEOUT, write).await;
 }
 
+/// The key `connections_per_client_max` counts by: the IPv4 address, or the IPv6 /64.
+fn connection_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX << (128 - CONNECTION_IPV6_PREFIX_BITS);
+            IpAddr::V6((u128::from(v6) & mask).into())
+        }
+    }
+}
+
+/// Open connections per peer address. An entry lives while its address has a connection open,
+/// so the map never holds more than `connections_max` entries.
+#[derive(Default)]
+struct PerClient(parking_lot::Mutex<HashMap<IpAddr, u32>>);
+
+impl PerClient {
+    fn enter(&self, key: IpAddr, max: u32) -> bool {
+        let mut map = self.0.lock();
+        let count = map.entry(key).or_insert(0);
+        if *count >= max {
+            if *count == 0 {
+                map.remove(&key);
+            }
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn leave(&self, key: IpAddr) {
+        let mut map = self.0.lock();
+        if let Some(count) = map.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&key);
+            }
+        }
+    }
+}
+
+/// A connection's place in [`PerClient`] (none for trusted proxies), given back on drop.
+struct ClientSlot {
+    per_client: Option<(Arc<PerClient>, IpAddr)>,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        if let Some((per_client, key)) = self.per_client.take() {
+            per_client.leave(key);
+        }
+    }
+}
+
+/// Whether the server is near `connections_max` (idle connections are then evicted).
+struct Pressure {
+    connections: Arc<Semaphore>,
+    max: u64,
+    tx: watch::Sender<bool>,
+}
+
+impl Pressure {
+    /// Recomputes the flag from the open count; wakes connections only when it flips.
+    fn update(&self) {
+        let open = self
+            .max
+            .saturating_sub(self.connections.available_permits() as u64);
+        let near = open * 100 >= self.max * IDLE_EVICT_AT_PCT;
+        self.tx.send_if_modified(|v| {
+            let changed = *v != near;
+            *v = near;
+            changed
+        });
+    }
+}
+
+/// What a served connection holds until it ends: its place under `connections_max` and under
+/// its address's cap. Dropping it re-evaluates the pressure.
+struct Held {
+    permit: Option<OwnedSemaphorePermit>,
+    pressure: Arc<Pressure>,
+    _slot: ClientSlot,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        self.pressure.update();
+    }
+}
+
 /// What one connection task needs.
 struct Connection {
     app: Router,
@@ -242,11 +425,12 @@ struct Connection {
     limits: Arc<ServerLimits>,
     drain: CancellationToken,
     force: CancellationToken,
+    pressure: watch::Receiver<bool>,
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
-        let _permit = permit;
+    async fn run(mut self, stream: TcpStream, peer: SocketAddr, held: Held) {
+        let _held = held;
         metrics::gauge!(HTTP_CONNECTIONS_OPEN).increment(1.0);
         let _open = OpenGauge;
         let _ = stream.set_nodelay(true);
@@ -270,8 +454,10 @@ impl Connection {
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         let mut draining = false;
+        let mut pressure_open = true;
         loop {
-            let deadline = state.deadline(&self.limits);
+            let near_cap = *self.pressure.borrow_and_update() && !draining;
+            let deadline = state.deadline(&self.limits, near_cap);
             let timer = async move {
                 match deadline {
                     Some((at, _)) => tokio::time::sleep_until(at).await,
@@ -295,9 +481,20 @@ impl Connection {
                     break;
                 }
                 () = state.changed.notified() => {}
+                changed = self.pressure.changed(), if pressure_open => {
+                    pressure_open = changed.is_ok();
+                }
                 () = timer => {
-                    if let Some((at, reason)) = state.deadline(&self.limits) {
-                        if Instant::now() >= at {
+                    let near_cap = *self.pressure.borrow() && !draining;
+                    if let Some((at, reason)) = state.deadline(&self.limits, near_cap) {
+                        if Instant::now() >= at && reason == "evicted" {
+                            // Finish writing any answer, then close (hyper closes an idle
+                            // connection at once on a graceful shutdown).
+                            metrics::counter!(HTTP_CONNECTIONS_CLOSED_TOTAL, "reason" => reason)
+                                .increment(1);
+                            draining = true;
+                            conn.as_mut().graceful_shutdown();
+                        } else if Instant::now() >= at {
                             metrics::counter!(HTTP_CONNECTIONS_CLOSED_TOTAL, "reason" => reason)
                                 .increment(1);
                             tracing::debug!(%peer, reason, "closing connection");
@@ -356,7 +553,8 @@ impl ConnState {
     }
 
     /// The instant this connection is to be closed, with the reason, if no request is running.
-    fn deadline(&self, limits: &ServerLimits) -> Option<(Instant, &'static str)> {
+    /// `near_cap`: the server is near `connections_max`, so an idle connection goes now.
+    fn deadline(&self, limits: &ServerLimits, near_cap: bool) -> Option<(Instant, &'static str)> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
@@ -371,6 +569,9 @@ impl ConnState {
             ));
         }
         let idle = self.idle_since_ms.load(Ordering::Acquire);
+        if near_cap {
+            return Some((self.at(idle, Duration::ZERO), "evicted"));
+        }
         Some((self.at(idle, limits.keepalive_idle), "idle"))
     }
 

@@ -161,6 +161,7 @@ fn test_limits() -> ServerLimits {
         body_bytes_max: 1024,
         connections_max: 64,
         shutdown_grace: Duration::from_secs(10),
+        ..ServerLimits::DEFAULT
     }
 }
 
@@ -467,11 +468,12 @@ async fn over_the_connection_cap_is_a_fast_503() {
         ..limits
     };
     let server = TestServer::start(limits).await;
+    // Connections that have not sent their first request yet (idle keep-alive ones would be
+    // evicted near the cap; see the eviction test). The kernel hands them to the accept loop
+    // in order, so these four are accepted before the extra ones.
     let mut held = Vec::new();
     for _ in 0..4 {
-        let mut s = TcpStream::connect(server.addr).await.unwrap();
-        assert!(get_on(&mut s, "/healthz").await.starts_with("HTTP/1.1 200"));
-        held.push(s);
+        held.push(TcpStream::connect(server.addr).await.unwrap());
     }
     for _ in 0..3 {
         let mut extra = TcpStream::connect(server.addr).await.unwrap();
@@ -664,4 +666,234 @@ async fn metrics_can_live_on_their_own_listener() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+/// A connection from `ip` (a loopback address) to `to`.
+async fn connect_from(ip: &str, to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(format!("{ip}:0").parse::<SocketAddr>().unwrap())
+        .unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_address_is_capped_at_connections_per_client_max() {
+    let limits = ServerLimits {
+        connections_per_client_max: 3,
+        header_read_timeout: Duration::from_secs(10),
+        ..test_limits()
+    };
+    let server = TestServer::start(limits).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = connect_from("127.0.0.1", server.addr).await;
+        assert!(get_on(&mut s, "/healthz").await.starts_with("HTTP/1.1 200"));
+        held.push(s);
+    }
+    // The fourth from the same address: a fast 429 in the contract shape, then closed.
+    let mut extra = connect_from("127.0.0.1", server.addr).await;
+    let answer = get_on(&mut extra, "/healthz").await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("retry-after: 1"), "{answer}");
+    assert!(
+        answer.contains("\"code\":\"too_many_requests\""),
+        "{answer}"
+    );
+    assert!(closed_by_peer(&mut extra).await.0);
+    // Another address is served meanwhile, and the held connections still are.
+    let mut other = connect_from("127.0.0.2", server.addr).await;
+    assert!(get_on(&mut other, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    assert!(get_on(&mut held[2], "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    // A closed connection gives its address's place back.
+    drop(held.pop());
+    let mut served = false;
+    for _ in 0..100 {
+        let mut s = connect_from("127.0.0.1", server.addr).await;
+        if get_on(&mut s, "/healthz").await.starts_with("HTTP/1.1 200") {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "a freed place was never reused");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn trusted_proxies_are_not_capped_per_address() {
+    let limits = ServerLimits {
+        connections_per_client_max: 2,
+        trusted_proxies: kataar_admission::TrustedProxies {
+            header: Some(http::HeaderName::from_static("x-forwarded-for")),
+            cidrs: vec!["127.0.0.3/32".parse().unwrap()],
+        },
+        ..test_limits()
+    };
+    let server = TestServer::start(limits).await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut s = connect_from("127.0.0.3", server.addr).await;
+        assert!(get_on(&mut s, "/healthz").await.starts_with("HTTP/1.1 200"));
+        held.push(s);
+    }
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect_from("127.0.0.4", server.addr).await;
+        assert!(get_on(&mut s, "/healthz").await.starts_with("HTTP/1.1 200"));
+        others.push(s);
+    }
+    let mut extra = connect_from("127.0.0.4", server.addr).await;
+    assert!(get_on(&mut extra, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 429"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_evicted_near_the_connection_cap() {
+    // 90 % of 10: the ninth open connection puts the server near its cap.
+    let limits = ServerLimits {
+        connections_max: 10,
+        keepalive_idle: Duration::from_secs(600),
+        header_read_timeout: Duration::from_secs(10),
+        ..test_limits()
+    };
+    let server = TestServer::start(limits).await;
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        assert!(get_on(&mut s, "/healthz").await.starts_with("HTTP/1.1 200"));
+        idle.push(s);
+    }
+    // Below the threshold, idle connections stay (keepalive_idle is 10 minutes).
+    assert!(get_on(&mut idle[0], "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    // The ninth connection puts the server near its cap: idle connections are closed by the
+    // server (as many as it takes to fall below the threshold again), the newcomer is served.
+    let mut newcomer = TcpStream::connect(server.addr).await.unwrap();
+    assert!(get_on(&mut newcomer, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    let mut evicted = vec![false; idle.len()];
+    for _ in 0..400 {
+        for (i, s) in idle.iter_mut().enumerate() {
+            let mut buf = [0u8; 64];
+            if evicted[i] {
+                continue;
+            }
+            match s.try_read(&mut buf) {
+                Ok(0) => evicted[i] = true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => evicted[i] = true,
+                Ok(_) => {}
+            }
+        }
+        if evicted.iter().any(|e| *e) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        evicted.iter().any(|e| *e),
+        "no idle connection was evicted near the cap"
+    );
+    // The survivors are still served (below the threshold they are kept alive again).
+    for (s, gone) in idle.iter_mut().zip(&evicted) {
+        if !gone {
+            assert!(get_on(s, "/healthz").await.starts_with("HTTP/1.1 200"));
+            break;
+        }
+    }
+    for _ in 0..5 {
+        let r = reqwest::get(format!("{}/healthz", server.base))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    server.stop().await;
+}
+
+/// A request whose head carries one header of `value_len` bytes.
+fn head_with_header(value_len: usize) -> Vec<u8> {
+    let mut head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+    head.extend(std::iter::repeat_n(b'a', value_len));
+    head.extend_from_slice(b"\r\n\r\n");
+    head
+}
+
+#[tokio::test]
+async fn a_request_head_over_header_bytes_max_is_431() {
+    let limits = ServerLimits {
+        header_bytes_max: 16 * 1024,
+        ..test_limits()
+    };
+    let server = TestServer::start(limits).await;
+    // Just under the bound: served.
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(&head_with_header(15 * 1024)).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT_MAX, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    // Over it: 431 (or a plain close), never served, and the connection ends.
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let _ = s.write_all(&head_with_header(17 * 1024)).await;
+    let (closed, seen) = closed_by_peer(&mut s).await;
+    assert!(closed);
+    assert!(
+        seen.is_empty() || seen.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    // A huge head is cut off too, not buffered.
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let _ = s.write_all(&head_with_header(1024 * 1024)).await;
+    assert!(closed_by_peer(&mut s).await.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_refused_and_closed() {
+    let limits = ServerLimits {
+        body_read_timeout: Duration::from_secs(1),
+        ..test_limits()
+    };
+    let server = TestServer::start(limits).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 40\r\n\r\n{\"na",
+    )
+    .await
+    .unwrap();
+    let (closed, seen) = closed_by_peer(&mut s).await;
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(closed, "a trickled body kept its connection");
+    assert!(seen.starts_with("HTTP/1.1 400"), "{seen}");
+    assert!(seen.contains("\"code\":\"invalid_request\""), "{seen}");
+    assert!(
+        seen.to_ascii_lowercase().contains("connection: close"),
+        "{seen}"
+    );
+    // A whole body is read and handled as before.
+    let r = reqwest::Client::new()
+        .post(format!("{}/echo", server.base))
+        .json(&json!({"name": "Asha", "birth_year": 1980}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop().await;
 }

@@ -1,9 +1,12 @@
 //! The admission middleware: every v1 request is classified into a lane and admitted (perhaps
-//! after a short bounded wait) or refused at once, before its body is read or any engine lock
-//! is taken (see `kataar-admission` for the decision itself).
+//! after a short bounded wait) or refused at once, before any engine lock is taken (see
+//! `kataar-admission` for the decision itself). The body has already been read whole, within
+//! `body_read_timeout_s` (`kataar_api::middleware`), so a slow sender never holds an admission
+//! place.
 //!
 //! A refusal answers in the contract shape with `Retry-After` and `details.retry_after_s`:
-//! `429 too_many_requests` (this client address or account is over its own limit),
+//! `429 too_many_requests` (this client address or account is over its own rate or its own
+//! in-flight cap),
 //! `503 overloaded` (the lane is full) or `503 store_unavailable` (the store breaker is open:
 //! booking-lane writes only; reads keep being served from memory). An admitted request runs its
 //! handler holding the [`kataar_admission::Permit`] until the response is produced.
@@ -29,7 +32,7 @@ pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) 
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), |c| c.0);
     let headers = req.headers();
-    let client = client_addr(peer, headers, state.trusted_proxy_header.as_ref());
+    let client = client_addr(peer, headers, &state.trusted_proxies);
     // Signature and expiry only (no store, no engine lock); the handler answers 401 for a
     // missing or bad token. A verified token is handed on so it is not checked twice.
     let account =

@@ -227,7 +227,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
             config.availability_cache_bytes_max,
         ),
         admission,
-        trusted_proxy_header: trusted_proxy_header(config)?,
+        trusted_proxies: config.trusted_proxies()?,
         compat: crate::compat::Compat::new(config.compat_captcha_required),
     }));
     spawn_housekeeping(state.clone());
@@ -277,17 +277,6 @@ pub fn start_admission(config: &Config) -> anyhow::Result<Arc<Admission>> {
     let admission = Arc::new(admission);
     admission.spawn_housekeeping(every);
     Ok(admission)
-}
-
-fn trusted_proxy_header(config: &Config) -> anyhow::Result<Option<http::HeaderName>> {
-    config
-        .trusted_proxy_header
-        .as_deref()
-        .map(|name| {
-            http::HeaderName::from_bytes(name.as_bytes())
-                .context("configuration error: key `trusted_proxy_header`: not a valid header name")
-        })
-        .transpose()
 }
 
 fn spawn_housekeeping(state: AppState) {

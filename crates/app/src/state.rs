@@ -54,8 +54,9 @@ pub struct Inner {
     pub availability_cache: crate::v1::public::AnswerCache,
     /// Admission control (lanes, per-client and per-account limits, the store breaker).
     pub admission: Arc<Admission>,
-    /// The header naming the client address behind a trusted proxy (`trusted_proxy_header`).
-    pub trusted_proxy_header: Option<http::HeaderName>,
+    /// The header naming the client address and the proxies allowed to set it
+    /// (`trusted_proxy_header`, `trusted_proxy_cidrs`).
+    pub trusted_proxies: kataar_admission::TrustedProxies,
     /// The CoWIN v2 layer's state (captcha answers and switch).
     pub compat: crate::compat::Compat,
 }

@@ -555,3 +555,118 @@ async fn slowloris_connections_are_closed_and_others_served() {
     assert_eq!(s, StatusCode::OK);
     srv.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_bodies_hold_no_lane_place_and_an_ordinary_otp_request_succeeds() {
+    let _ = kataar_api::raise_nofile_limit();
+    let srv = TestServer::start_with(None, None, |c| {
+        c.body_read_timeout_s = 60;
+        admission(
+            c,
+            &[
+                ("auth_in_flight_max", int(4)),
+                ("booking_in_flight_max", int(4)),
+            ],
+        );
+    })
+    .await;
+    let addr = srv.base.trim_start_matches("http://").to_string();
+    // Far more trickling senders than either lane has in-flight places: each sends its head
+    // and one byte of a 64-byte body, then nothing.
+    const TRICKLING: usize = 40;
+    let mut trickling = Vec::with_capacity(2 * TRICKLING);
+    for path in ["/v1/auth/otp", "/v1/bookings"] {
+        for _ in 0..TRICKLING {
+            let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: loc\r\nContent-Type: application/json\r\n\
+                 Authorization: Bearer x\r\nContent-Length: 64\r\n\r\n{{"
+            );
+            sock.write_all(head.as_bytes()).await.unwrap();
+            trickling.push(sock);
+        }
+    }
+    // Give the server time to take every head in (a pause, not a measured bound).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for lane in [
+        kataar_admission::Lane::Auth,
+        kataar_admission::Lane::Booking,
+    ] {
+        assert_eq!(srv.state.admission.lane_status(lane).in_flight, 0, "{lane}");
+    }
+    // Ordinary citizens are served: an OTP request, the login, a beneficiary, a booking.
+    let token = srv.login("9876500042").await;
+    let (s, v) = srv
+        .post(
+            "/v1/beneficiaries",
+            Some(&token),
+            json!({"name": "Asha Devi", "birth_year": 1980, "gender": "female",
+                   "id_type": "pan", "id_number": "ABCDE4242F"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // The senders are still connected (nothing closed them: their deadline is a minute away).
+    let mut buf = [0u8; 16];
+    let still_open = tokio::time::timeout(Duration::from_millis(100), trickling[0].read(&mut buf))
+        .await
+        .is_err();
+    assert!(still_open);
+    drop(trickling);
+    srv.finish().await;
+}
+
+/// A client bound to the loopback address `ip`.
+fn http_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarding_header_is_believed_only_from_trusted_proxies() {
+    let srv = TestServer::start_with(None, None, |c| {
+        c.trusted_proxy_header = Some("x-forwarded-for".into());
+        c.trusted_proxy_cidrs = vec!["127.0.0.2/32".into()];
+        admission(c, &[("client_burst", int(3))]);
+        c.admission
+            .insert("client_rate_per_s".into(), toml::Value::Float(0.001));
+    })
+    .await;
+    let get = |http: reqwest::Client, xff: String| {
+        let url = format!("{}/v1/states", srv.base);
+        async move {
+            let r = http
+                .get(url)
+                .header("x-forwarded-for", xff)
+                .send()
+                .await
+                .unwrap();
+            r.status()
+        }
+    };
+    // From the trusted proxy, each forwarded address is its own client: 10 clients, 1 request
+    // each, all served.
+    let proxy = http_from("127.0.0.2");
+    for i in 0..10 {
+        assert_eq!(
+            get(proxy.clone(), format!("203.0.113.{i}")).await,
+            StatusCode::OK
+        );
+    }
+    // From anyone else the header changes nothing: the peer's burst of 3, then 429.
+    let direct = http_from("127.0.0.1");
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        statuses.push(get(direct.clone(), format!("198.51.100.{i}")).await);
+    }
+    assert_eq!(&statuses[..3], &[StatusCode::OK; 3], "{statuses:?}");
+    assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    // The proxy's own forwarded client 203.0.113.0 has used 1 of its 3.
+    assert_eq!(
+        get(proxy.clone(), "203.0.113.0".into()).await,
+        StatusCode::OK
+    );
+    srv.finish().await;
+}

@@ -129,6 +129,8 @@ impl TestServer {
             "client_burst",
             "account_rate_per_s",
             "account_burst",
+            "client_in_flight_max",
+            "account_in_flight_max",
         ] {
             config
                 .admission
