@@ -209,8 +209,11 @@ fn certificate_key(
         return decode_secret("certificate_key", &path.display().to_string(), &v);
     }
     use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(token_key)
-        .map_err(|_| SecretsError::Missing { name: "token_key", path })?;
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(token_key).map_err(|_| SecretsError::Missing {
+            name: "token_key",
+            path,
+        })?;
     mac.update(CERTIFICATE_SEED_LABEL.as_bytes());
     Ok(mac.finalize().into_bytes().to_vec())
 }
