@@ -308,6 +308,10 @@ fn verify_certificate_offline_from_a_pdf_a_payload_and_the_published_keys() {
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
         .env("KATAAR_CERTIFICATE_SECRET", &secret)
+        .env(
+            "KATAAR_OTP_SENDER",
+            format!("file:{}", dir.path().join("otp.jsonl").display()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
