@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An auto-booker in the style of 2021: OTP login (the SHA-256 of the OTP, as CoWIN wanted),
-list the beneficiaries, find the first session with places for them, and schedule them all in
-its first slot. Python 3 standard library only.
+list the beneficiaries, find the first session with places for them, schedule them all in its
+first slot, and download the appointment slip. Python 3 standard library only.
 
 The OTP is read from the server's `file:` OTP sender log (one JSON line per OTP), standing in
 for the SMS a phone would receive.
@@ -61,6 +61,22 @@ def read_otp(path, mobile, txn_id, wait_s=10.0):
     sys.exit(f"no OTP for {mobile} in {path}")
 
 
+def save_slip(base, token, appointment_id, path):
+    req = urllib.request.Request(
+        f"{base}/api/v2/appointment/appointmentslip/download?appointment_id={appointment_id}",
+        headers={"Authorization": f"Bearer {token}", "User-Agent": "Mozilla/5.0"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            kind = resp.headers.get("Content-Type")
+            body = resp.read()
+    except urllib.error.HTTPError as e:
+        print(f"slip: HTTP {e.code} {e.read().decode(errors='replace')}", file=sys.stderr)
+        return
+    with open(path, "wb") as f:
+        f.write(body)
+    print(f"slip saved to {path} ({kind}, {len(body)} bytes)")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--base", default="http://127.0.0.1:8080")
@@ -68,6 +84,8 @@ def main():
     p.add_argument("--otp-file", required=True)
     p.add_argument("--district", type=int, default=312)
     p.add_argument("--dose", type=int, choices=(1, 2), default=1)
+    p.add_argument("--slip", default="appointment-slip.pdf",
+                   help="where to save the appointment slip")
     p.add_argument("--register", action="store_true",
                    help="register a demo beneficiary when the account has none")
     a = p.parse_args()
@@ -125,8 +143,10 @@ def main():
                     "center_id": centre["center_id"]}
             status, ans = c.call("POST", "/api/v2/appointment/schedule", body)
             if status == 200:
+                no = ans["appointment_confirmation_no"]
                 print(f"booked at {centre['name']} on {s['date']} {s['slots'][0]}: "
-                      f"confirmation {ans['appointment_confirmation_no']}")
+                      f"confirmation {no}")
+                save_slip(a.base, c.token, no, a.slip)
                 return
             print(f"  {centre['name']} {s['date']}: {status} {ans}")
     sys.exit("no session had places for everyone")

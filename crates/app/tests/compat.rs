@@ -1356,3 +1356,158 @@ async fn v1_and_v2_share_pools_and_keep_o_l_d() {
         srv.finish().await;
     }
 }
+
+/// The appointment slip: exactly `application/pdf`, a real PDF holding the appointment's
+/// centre, date, slot, people (masked IDs) and token numbers; another account's appointment
+/// or a cancelled one is `400 APPOIN0016`.
+#[tokio::test]
+async fn the_appointment_slip_is_a_pdf_with_the_group() {
+    let srv = TestServer::postgres().await;
+    let token = v2_login(&srv, "9812300003").await;
+    let r1 = v2_register(&srv, &token, "Asha Devi", 31).await;
+    let r2 = v2_register(&srv, &token, "Ravi Kumar", 32).await;
+    let (sid, slot, _, _) = session(&srv, 1, 4).await;
+    let (s, v) = post_bare(
+        &srv,
+        "/api/v2/appointment/schedule",
+        Some(&token),
+        json!({"beneficiaries": [r1, r2], "dose": 1, "session_id": sid, "slot": slot}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let no = v["appointment_confirmation_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/v2/appointment/appointmentslip/download?appointment_id={no}");
+    let resp = srv
+        .http
+        .get(format!("{}{path}", srv.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/pdf");
+    let pdf = resp.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("slip.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .arg(&file)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (_, me) = srv.get("/v1/bookings", Some(&token)).await;
+    for b in me["bookings"].as_array().unwrap() {
+        assert!(
+            text.contains(&b["token_number"].to_string()),
+            "token missing:\n{text}"
+        );
+    }
+    let centre = srv
+        .state
+        .inv
+        .centres()
+        .into_iter()
+        .find(|c| c.district_id.0 == 312)
+        .unwrap();
+    let date = (srv.state.today() + chrono::Days::new(1))
+        .format("%d-%m-%Y")
+        .to_string();
+    for want in [
+        centre.name.as_str(),
+        date.as_str(),
+        "02:00PM-04:00PM",
+        "COVISHIELD",
+        "Asha Devi",
+        "Ravi Kumar",
+        "XXXX-XXXX-",
+    ] {
+        assert!(text.contains(want), "{want} missing from the slip:\n{text}");
+    }
+    let other = srv.login("9812300004").await;
+    let (s, v) = srv.get(&path, Some(&other)).await;
+    assert_eq!(
+        (s, v["errorCode"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("APPOIN0016"))
+    );
+    let (s, _) = srv.get(&path, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    srv.finish().await;
+}
+
+/// The certificate download: `409 CERTIF0001` before any dose, then a PDF whose signed payload
+/// verifies through v1; another account's beneficiary is `400 APPOIN0017`.
+#[tokio::test]
+async fn the_certificate_download_is_the_signed_v1_certificate() {
+    let srv = TestServer::postgres().await;
+    let token = v2_login(&srv, "9812300005").await;
+    let r1 = v2_register(&srv, &token, "Meera Bai", 33).await;
+    let path =
+        format!("/api/v2/registration/certificate/public/download?beneficiary_reference_id={r1}");
+    let (s, v) = srv.get(&path, Some(&token)).await;
+    assert_eq!(
+        (s, v["errorCode"].as_str()),
+        (StatusCode::CONFLICT, Some("CERTIF0001")),
+        "{v}"
+    );
+    let (sid, slot, _, _) = session(&srv, 1, 4).await;
+    let (s, v) = post_bare(
+        &srv,
+        "/api/v2/appointment/schedule",
+        Some(&token),
+        json!({"beneficiaries": [r1], "dose": 1, "session_id": sid, "slot": slot}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, me) = srv.get("/v1/bookings", Some(&token)).await;
+    let booking = me["bookings"][0]["booking_id"].as_u64().unwrap();
+    let key = srv.admin_key.clone();
+    let (s, v) = srv
+        .post(
+            &format!("/v1/admin/bookings/{booking}/check-in"),
+            Some(&key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = srv
+        .post(
+            &format!("/v1/admin/bookings/{booking}/administer"),
+            Some(&key),
+            json!({"vaccine": "COVISHIELD", "batch": "4121Z001"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for p in [path.clone(), path.replace("/public/", "/")] {
+        let resp = srv
+            .http
+            .get(format!("{}{p}", srv.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "application/pdf");
+        let pdf = resp.bytes().await.unwrap();
+        let payload =
+            kataar_documents::certificate_payload(&pdf).expect("the PDF carries its payload");
+        let (s, v) = srv
+            .post("/v1/certificates/verify", None, json!({"payload": payload}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["valid"], true, "{v}");
+        assert_eq!(v["beneficiary"]["name"], "Meera Bai", "{v}");
+    }
+    let other = srv.login("9812300006").await;
+    let (s, v) = srv.get(&path, Some(&other)).await;
+    assert_eq!(
+        (s, v["errorCode"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("APPOIN0017")),
+        "{v}"
+    );
+    srv.finish().await;
+}

@@ -461,3 +461,149 @@ pub async fn cancel(
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// `appointment/appointmentslip/download?appointment_id=`: the slip as `application/pdf`
+/// (exactly; no parameters): the appointment's centre, date, slot, vaccine and dose, and every
+/// person of the account booked with it (same session, slot and dose, not cancelled) with their
+/// masked ID and token number. Rendered by `kataar-documents`, as v1's slip; `Accept-Language`
+/// `hi` gives the Hindi slip.
+pub async fn slip(
+    State(state): State<AppState>,
+    V2Citizen(account): V2Citizen,
+    headers: http::HeaderMap,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Response, V2Error> {
+    let q = super::places::query(raw);
+    let id = q
+        .get("appointment_id")
+        .and_then(|s| wire::id_of(wire::APPOINTMENT_TAG, s))
+        .ok_or_else(V2Error::bad_appointment)?;
+    let named = state
+        .inv
+        .booking(BookingId(id), &Scope::Account(account))
+        .filter(|b| b.status != BookingStatus::Cancelled)
+        .ok_or_else(V2Error::bad_appointment)?;
+    let (session, slot) = state
+        .inv
+        .session_slot(named.session_id, named.slot_id)
+        .ok_or_else(V2Error::bad_appointment)?;
+    let centre = state
+        .inv
+        .centre(named.centre_id)
+        .ok_or_else(V2Error::bad_appointment)?;
+    let mut group: Vec<Booking> = state
+        .inv
+        .bookings_of(account)
+        .into_iter()
+        .filter(|b| {
+            b.session_id == named.session_id
+                && b.slot_id == named.slot_id
+                && b.dose == named.dose
+                && b.status != BookingStatus::Cancelled
+        })
+        .collect();
+    group.sort_by_key(|b| (b.booking_id != named.booking_id, b.booking_id.0));
+    let people = group
+        .iter()
+        .filter_map(|b| {
+            let v = state.inv.beneficiary(account, b.beneficiary_id)?;
+            Some(kataar_documents::SlipPerson {
+                name: v.beneficiary.name,
+                id_masked: v.beneficiary.id_masked,
+                token_number: b.token_number,
+                booking_ref: wire::uuid_of(wire::APPOINTMENT_TAG, b.booking_id.0),
+            })
+        })
+        .collect();
+    let data = kataar_documents::SlipData {
+        reference: wire::uuid_of(wire::APPOINTMENT_TAG, named.booking_id.0),
+        centre_name: centre.name.clone(),
+        centre_address: format!("{}, {}", centre.address, centre.pincode),
+        date: wire::date(session.date),
+        slot: wire::slot_text(&slot.start, &slot.end),
+        vaccine: session.vaccine.name().to_string(),
+        dose: named.dose.number(),
+        people,
+    };
+    let lang = if wire::wants_hindi(&headers) {
+        kataar_documents::Lang::Hi
+    } else {
+        kataar_documents::Lang::En
+    };
+    let pdf = kataar_documents::render_slip(&data, lang).map_err(|e| {
+        tracing::error!(error = %e, "rendering an appointment slip failed");
+        V2Error::coded(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "SRVERR0001",
+            "Internal error",
+        )
+    })?;
+    Ok((
+        [(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/pdf"),
+        )],
+        pdf,
+    )
+        .into_response())
+}
+
+/// `registration/certificate/public/download?beneficiary_reference_id=` (and
+/// `…/certificate/download`): the signed vaccination certificate as `application/pdf`, the same
+/// record, signer and renderer as v1's `GET /v1/beneficiaries/{id}/certificate`. Another
+/// account's beneficiary is `400 APPOIN0017`; one with no administered dose
+/// `409 CERTIF0001`.
+pub async fn certificate(
+    State(state): State<AppState>,
+    V2Citizen(account): V2Citizen,
+    headers: http::HeaderMap,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Response, V2Error> {
+    let q = super::places::query(raw);
+    let id = q
+        .get("beneficiary_reference_id")
+        .and_then(|s| wire::beneficiary_of(s))
+        .ok_or_else(V2Error::bad_beneficiary)?;
+    let record =
+        crate::v1::documents::certificate_record(&state, account, kataar_domain::BeneficiaryId(id))
+            .map_err(|e| {
+                if e.code == "not_vaccinated" {
+                    V2Error::coded(
+                        StatusCode::CONFLICT,
+                        "CERTIF0001",
+                        "No vaccination has been recorded for this beneficiary",
+                    )
+                } else {
+                    V2Error::bad_beneficiary()
+                }
+            })?;
+    let lang = if wire::wants_hindi(&headers) {
+        kataar_documents::Lang::Hi
+    } else {
+        kataar_documents::Lang::En
+    };
+    let signer = (*state.certificates).clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        kataar_documents::render_certificate(&record, &signer, lang)
+    })
+    .await;
+    let pdf = match rendered {
+        Ok(Ok(pdf)) => pdf,
+        _ => {
+            tracing::error!("rendering a certificate failed");
+            return Err(V2Error::coded(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "SRVERR0001",
+                "Internal error",
+            ));
+        }
+    };
+    Ok((
+        [(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/pdf"),
+        )],
+        pdf,
+    )
+        .into_response())
+}

@@ -196,6 +196,18 @@ pub fn router() -> Router<AppState> {
         .route("/api/v2/appointment/schedule", post(citizen::schedule))
         .route("/api/v2/appointment/reschedule", post(citizen::reschedule))
         .route("/api/v2/appointment/cancel", post(citizen::cancel))
+        .route(
+            "/api/v2/appointment/appointmentslip/download",
+            get(citizen::slip),
+        )
+        .route(
+            "/api/v2/registration/certificate/public/download",
+            get(citizen::certificate),
+        )
+        .route(
+            "/api/v2/registration/certificate/download",
+            get(citizen::certificate),
+        )
         .layer(axum::middleware::from_fn(conventions))
 }
 

@@ -103,6 +103,12 @@ const OPS: &[Op] = &[
         body: "`{appointment_id, session_id, slot}`", answers: &[("200", "`{appointment_confirmation_no}`"), ("400", "`APPOIN0015`, `APPOIN0016`"), E401, ("409", "the booking refusals")] },
     Op { get: false, path: "/api/v2/appointment/cancel", summary: "Cancel an appointment's beneficiaries", token: true, query: &[],
         body: "`{appointment_id, beneficiariesToCancel: [reference ids]}`", answers: &[("204", "Cancelled"), ("400", "`APPOIN0016`, `APPOIN0017`"), E401, ("409", "`APPOIN0052` checked in or administered")] },
+    Op { get: true, path: "/api/v2/appointment/appointmentslip/download", summary: "The appointment slip", token: true,
+        query: &[("appointment_id", true)], body: "", answers: &[("200", "`application/pdf`: centre, date, slot, vaccine, dose, each person's masked ID and token number"), ("400", "`APPOIN0016`"), E401] },
+    Op { get: true, path: "/api/v2/registration/certificate/public/download", summary: "The signed vaccination certificate", token: true,
+        query: &[("beneficiary_reference_id", true)], body: "", answers: &[("200", "`application/pdf`: name, birth year, masked ID, each dose (date, vaccine, batch, centre), a QR code with the signed payload"), ("400", "`APPOIN0017`"), E401, ("409", "`CERTIF0001` no administered dose")] },
+    Op { get: true, path: "/api/v2/registration/certificate/download", summary: "The signed vaccination certificate (same as the public path)", token: true,
+        query: &[("beneficiary_reference_id", true)], body: "", answers: &[("200", "`application/pdf`"), ("400", "`APPOIN0017`"), E401, ("409", "`CERTIF0001` no administered dose")] },
 ];
 
 /// Every v2 path mounted by [`super::router`].
