@@ -175,7 +175,8 @@ Book as a citizen:
   export T=<token>
   curl -s -X POST http://{addr}/v1/beneficiaries -H \"Authorization: Bearer $T\" -H 'Content-Type: application/json' \\
        -d '{{\"name\":\"Asha Devi\",\"birth_year\":1980,\"gender\":\"female\",\"id_type\":\"pan\",\"id_number\":\"ABCDE1234F\"}}'
-  curl -s 'http://{addr}/v1/availability?district_id=312'
+  # sessions open to her age (born 1980: 45+) with first-dose places:
+  curl -s 'http://{addr}/v1/availability?district_id=312&age=46&dose=1'
   curl -s -X POST http://{addr}/v1/bookings -H \"Authorization: Bearer $T\" -H 'Idempotency-Key: first-try' \\
        -H 'Content-Type: application/json' -d '{{\"beneficiary_id\":1,\"session_id\":SESSION,\"slot_id\":SLOT,\"dose\":1}}'
 Check in as the centre:
