@@ -172,7 +172,8 @@ fn replay(answer: &Answer) -> Response {
     resp
 }
 
-fn json_bytes(status: u16, body: Bytes) -> Response {
+/// A JSON response of `body` bytes with `status`.
+pub fn json_bytes(status: u16, body: Bytes) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     (
         status,
@@ -183,6 +184,117 @@ fn json_bytes(status: u16, body: Bytes) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Claims `key` for a request with `hash`: `Ok(None)` when it is fresh (the caller runs the
+/// write and settles the key), `Ok(Some(replay))` when the same request was answered before
+/// (its status and body bytes, with `Idempotent-Replayed: true`), `422` when the key was used
+/// with another request, `429` when the account's records are at their bound, and
+/// [`outcome_unknown`] when the same request is still committing after `commit_wait`.
+pub async fn claim(
+    state: &AppState,
+    account: AccountId,
+    key: &str,
+    hash: &str,
+) -> Result<Option<Response>, ApiError> {
+    let deadline = tokio::time::Instant::now() + state.commit_wait;
+    loop {
+        match state.inv.idem_begin_at(account, key, hash, state.now()) {
+            IdemBegin::Fresh => return Ok(None),
+            IdemBegin::Replay(r) => return Ok(Some(replay(&r))),
+            IdemBegin::Mismatch => return Err(ApiError::idempotency_key_mismatch()),
+            IdemBegin::AccountFull { retry_after_s } => {
+                let retry = u32::try_from(retry_after_s).unwrap_or(u32::MAX);
+                return Err(ApiError::too_many_requests(retry));
+            }
+            IdemBegin::InProgress => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(outcome_unknown());
+                }
+                tokio::time::sleep(Duration::from_millis(IDEM_POLL_MS)).await;
+            }
+        }
+    }
+}
+
+/// A claimed idempotency key: whose records it is in, the key, the request's hash, and when it
+/// was claimed (the record's `created_at`).
+#[derive(Clone, Debug)]
+pub struct ClaimedKey {
+    /// A citizen account or an operator key's scope.
+    pub account: AccountId,
+    /// The client's key.
+    pub key: String,
+    /// [`request_hash`] of the request.
+    pub hash: String,
+    /// When it was claimed.
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// Settles a claimed key whose write was refused with `status` and `body`: a transient
+/// refusal (`429`, `5xx`: the write may succeed if tried again) releases the key; any other
+/// (a `4xx`: nothing changed) is remembered in memory for
+/// [`kataar_domain::limits::IDEMPOTENCY_REFUSED_TTL_S`].
+pub fn settle_refused(state: &AppState, claimed: &ClaimedKey, status: u16, body: Arc<[u8]>) {
+    let ClaimedKey {
+        account,
+        key,
+        hash,
+        now,
+    } = claimed;
+    if status == 429 || status >= 500 {
+        state.inv.idem_abandon(*account, key);
+    } else {
+        let answer = Answer { status, body };
+        state.inv.idem_refuse(*account, key, hash, answer, *now);
+    }
+}
+
+fn settle_refusal(state: &AppState, claimed: &ClaimedKey, e: &ApiError) {
+    let request_id = kataar_api::RequestId::current()
+        .map(|r| r.as_str().to_string())
+        .unwrap_or_default();
+    let body = serde_json::to_vec(&e.body(&request_id)).unwrap_or_default();
+    settle_refused(state, claimed, e.status.as_u16(), body.into());
+}
+
+/// Makes an answer durable with the write it answers: appends its
+/// [`Event::IdempotencyRecorded`] to `prepared` and returns what to do once the outcome is
+/// known (keep the answer in memory on commit, release the key on failure).
+pub fn record_answer<T>(
+    prepared: &mut Prepared<T>,
+    claimed: ClaimedKey,
+    status: StatusCode,
+    response: serde_json::Value,
+    bytes: &Bytes,
+) -> impl FnOnce(&Inventory, bool) + Send + 'static {
+    let ClaimedKey {
+        account,
+        key,
+        hash,
+        now,
+    } = claimed;
+    let answer = Answer {
+        status: status.as_u16(),
+        body: Arc::from(&bytes[..]),
+    };
+    prepared
+        .events
+        .push(Event::IdempotencyRecorded(IdempotencyRecord {
+            account_id: account,
+            key: key.clone(),
+            request_hash: hash.clone(),
+            status: status.as_u16(),
+            response,
+            created_at: now,
+        }));
+    move |inv: &Inventory, committed: bool| {
+        if committed {
+            inv.idem_complete_answer(account, &key, &hash, answer, now);
+        } else {
+            inv.idem_abandon(account, &key);
+        }
+    }
 }
 
 /// Runs a write under its idempotency key: a replay answers the original status and body
@@ -204,66 +316,27 @@ where
 {
     let key = idempotency_key(headers)?;
     let hash = request_hash(method_path, body);
-    let deadline = tokio::time::Instant::now() + state.commit_wait;
-    loop {
-        match state.inv.idem_begin_at(account, &key, &hash, state.now()) {
-            IdemBegin::Fresh => break,
-            IdemBegin::Replay(r) => return Ok(replay(&r)),
-            IdemBegin::Mismatch => return Err(ApiError::idempotency_key_mismatch()),
-            IdemBegin::AccountFull { retry_after_s } => {
-                let retry = u32::try_from(retry_after_s).unwrap_or(u32::MAX);
-                return Err(ApiError::too_many_requests(retry));
-            }
-            IdemBegin::InProgress => {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(outcome_unknown());
-                }
-                tokio::time::sleep(Duration::from_millis(IDEM_POLL_MS)).await;
-            }
-        }
+    if let Some(replayed) = claim(state, account, &key, &hash).await? {
+        return Ok(replayed);
     }
-    let now = state.now();
+    let claimed = ClaimedKey {
+        account,
+        key,
+        hash,
+        now: state.now(),
+    };
     let mut prepared = match op() {
         Ok(p) => p,
         Err(e) => {
-            let transient = matches!(e.status.as_u16(), 429 | 500 | 503);
-            if transient {
-                state.inv.idem_abandon(account, &key);
-            } else {
-                let request_id = kataar_api::RequestId::current()
-                    .map(|r| r.as_str().to_string())
-                    .unwrap_or_default();
-                let body = serde_json::to_vec(&e.body(&request_id)).unwrap_or_default();
-                let answer = Answer {
-                    status: e.status.as_u16(),
-                    body: body.into(),
-                };
-                state.inv.idem_refuse(account, &key, &hash, answer, now);
-            }
+            settle_refusal(state, &claimed, &e);
             return Err(e);
         }
     };
     let bytes = Bytes::from(serde_json::to_vec(&prepared.value).unwrap_or_default());
-    let answer = Answer {
-        status: status.as_u16(),
-        body: Arc::from(&bytes[..]),
-    };
-    prepared
-        .events
-        .push(Event::IdempotencyRecorded(IdempotencyRecord {
-            account_id: account,
-            key: key.clone(),
-            request_hash: hash.clone(),
-            status: status.as_u16(),
-            response: std::mem::take(&mut prepared.value),
-            created_at: now,
-        }));
+    let response = std::mem::take(&mut prepared.value);
+    let settle = record_answer(&mut prepared, claimed, status, response, &bytes);
     commit_then(state, prepared, move |inv, committed, _| {
-        if committed {
-            inv.idem_complete_answer(account, &key, &hash, answer, now);
-        } else {
-            inv.idem_abandon(account, &key);
-        }
+        settle(inv, committed)
     })
     .await?;
     Ok(json_bytes(status.as_u16(), bytes))

@@ -62,9 +62,12 @@ pub async fn run(
         metrics_listener.is_none(),
         &doc,
     );
-    let api = crate::v1::router().merge(crate::compat::router()).layer(
-        axum::middleware::from_fn_with_state(state.clone(), crate::admission::admit),
-    );
+    let api = crate::v1::router(&state)
+        .merge(crate::compat::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::admission::admit,
+        ));
     let app = build_app(api, state.clone(), &ops, &limits);
     let addr = listener.local_addr()?;
     crate::metrics::spawn_capacity_gauges(state.clone());

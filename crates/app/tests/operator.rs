@@ -1493,3 +1493,313 @@ async fn a_cancel_whose_client_goes_away_still_completes() {
     assert_eq!(cancels, 1, "{log}");
     srv.finish().await;
 }
+
+/// An operator write under an `Idempotency-Key`: (status, `Idempotent-Replayed` present, raw
+/// body bytes).
+async fn keyed(
+    srv: &TestServer,
+    method: Method,
+    path: &str,
+    bearer: &str,
+    key: &str,
+    body: &Value,
+) -> (StatusCode, bool, String) {
+    let resp = srv
+        .http
+        .request(method, format!("{}{}", srv.base, path))
+        .bearer_auth(bearer)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let replayed = resp
+        .headers()
+        .get("idempotent-replayed")
+        .is_some_and(|v| v == "true");
+    (status, replayed, resp.text().await.unwrap())
+}
+
+fn capacity_of(session: &Value, pool: u64) -> u64 {
+    session["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["pools"].as_array().unwrap().iter())
+        .find(|p| p["pool_id"].as_u64() == Some(pool))
+        .unwrap()["capacity"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn operator_writes_apply_once_under_an_idempotency_key_also_across_a_restart() {
+    let srv = TestServer::postgres().await;
+    let admin = srv.admin_key.clone();
+    let today = srv.state.today();
+
+    // A centre created twice under one key is one centre; the retry gets the same bytes.
+    let body = centre_body("Idempotent Centre");
+    let first = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/centres",
+        &admin,
+        "c-1",
+        &body,
+    )
+    .await;
+    let again = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/centres",
+        &admin,
+        "c-1",
+        &body,
+    )
+    .await;
+    assert_eq!(first.0, StatusCode::CREATED, "{}", first.2);
+    assert!(!first.1);
+    assert_eq!((again.0, again.1), (StatusCode::CREATED, true));
+    assert_eq!(again.2, first.2);
+    let centre: Value = serde_json::from_str(&first.2).unwrap();
+    let c = centre["centre_id"].as_u64().unwrap();
+    let (_, list) = srv.get("/v1/admin/centres?limit=500", Some(&admin)).await;
+    let named = list["centres"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["name"] == "Idempotent Centre")
+        .count();
+    assert_eq!(named, 1);
+
+    // A session, likewise.
+    let body = session_body(c, today, "COVISHIELD");
+    let s1 = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/sessions",
+        &admin,
+        "s-1",
+        &body,
+    )
+    .await;
+    let s2 = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/sessions",
+        &admin,
+        "s-1",
+        &body,
+    )
+    .await;
+    assert_eq!(s1.0, StatusCode::CREATED, "{}", s1.2);
+    assert_eq!((s2.0, s2.1, &s2.2), (StatusCode::CREATED, true, &s1.2));
+    let session: Value = serde_json::from_str(&s1.2).unwrap();
+    let sid = session["session_id"].as_u64().unwrap();
+    let (_, fresh) = srv
+        .get(&format!("/v1/admin/sessions/{sid}"), Some(&admin))
+        .await;
+    assert_eq!(
+        fresh, session,
+        "the answer rendered before the commit is the session as read"
+    );
+
+    // Moving places: a double tap moves them once.
+    let from = pool_id(&session, 0, 1, "online");
+    let to = pool_id(&session, 0, 1, "walkin");
+    let mv = json!({"from_pool_id": from, "to_pool_id": to, "count": 2});
+    let m1 = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/pools/move",
+        &admin,
+        "m-1",
+        &mv,
+    )
+    .await;
+    let m2 = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/pools/move",
+        &admin,
+        "m-1",
+        &mv,
+    )
+    .await;
+    assert_eq!(m1.0, StatusCode::OK, "{}", m1.2);
+    assert_eq!((m2.0, m2.1, &m2.2), (StatusCode::OK, true, &m1.2));
+    let (_, now) = srv
+        .get(&format!("/v1/admin/sessions/{sid}"), Some(&admin))
+        .await;
+    assert_eq!((capacity_of(&now, from), capacity_of(&now, to)), (3, 4));
+
+    // The same key with another request is refused and changes nothing.
+    let other = json!({"from_pool_id": from, "to_pool_id": to, "count": 1});
+    let m3 = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/pools/move",
+        &admin,
+        "m-1",
+        &other,
+    )
+    .await;
+    assert_eq!(m3.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", m3.2);
+    assert!(m3.2.contains("idempotency_key_mismatch"), "{}", m3.2);
+    // A refusal is answered again as it was, and still changes nothing.
+    let big = json!({"from_pool_id": from, "to_pool_id": to, "count": 50});
+    let r1 = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/pools/move",
+        &admin,
+        "m-2",
+        &big,
+    )
+    .await;
+    let r2 = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/pools/move",
+        &admin,
+        "m-2",
+        &big,
+    )
+    .await;
+    assert_eq!(r1.0, StatusCode::CONFLICT, "{}", r1.2);
+    assert_eq!((r2.0, r2.1), (StatusCode::CONFLICT, true));
+    assert_eq!(
+        serde_json::from_str::<Value>(&r2.2).unwrap()["error"]["code"],
+        serde_json::from_str::<Value>(&r1.2).unwrap()["error"]["code"]
+    );
+
+    // Another operator key's records are its own: the same key value runs afresh.
+    let centre_key = create_centre_key(&srv.state, &[c]).await;
+    let back = json!({"from_pool_id": to, "to_pool_id": from, "count": 1});
+    let k = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/pools/move",
+        &centre_key,
+        "m-1",
+        &back,
+    )
+    .await;
+    assert_eq!((k.0, k.1), (StatusCode::OK, false), "{}", k.2);
+
+    // A walk-in tapped twice is one booking.
+    let walk = walkin_body(&session, 1, 1, 7001, "Ramesh Idempotent");
+    let w1 = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/walkins",
+        &admin,
+        "w-1",
+        &walk,
+    )
+    .await;
+    let w2 = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/walkins",
+        &admin,
+        "w-1",
+        &walk,
+    )
+    .await;
+    assert_eq!(w1.0, StatusCode::CREATED, "{}", w1.2);
+    assert_eq!((w2.0, w2.1, &w2.2), (StatusCode::CREATED, true, &w1.2));
+    let booking: Value = serde_json::from_str(&w1.2).unwrap();
+    assert_eq!(booking["name"], "Ramesh Idempotent");
+    assert!(booking["id_masked"]
+        .as_str()
+        .is_some_and(|m| m.ends_with(&aadhaar(7001)[8..])));
+    let bid = booking["booking_id"].as_u64().unwrap();
+    let (_, day_list) = srv
+        .get(
+            &format!("/v1/admin/bookings?session_id={sid}&limit=500"),
+            Some(&admin),
+        )
+        .await;
+    let walkins = day_list["bookings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["name"] == "Ramesh Idempotent")
+        .count();
+    assert_eq!(walkins, 1, "{day_list}");
+    // An administered dose answered twice is one dose record.
+    let dose = json!({"vaccine": "COVISHIELD", "batch": "4121Z025"});
+    let path = format!("/v1/admin/bookings/{bid}/administer");
+    let a1 = keyed(&srv, Method::POST, &path, &admin, "a-1", &dose).await;
+    let a2 = keyed(&srv, Method::POST, &path, &admin, "a-1", &dose).await;
+    assert_eq!(a1.0, StatusCode::OK, "{}", a1.2);
+    assert_eq!((a2.0, a2.1, &a2.2), (StatusCode::OK, true, &a1.2));
+
+    // One audit record per applied write.
+    let (_, audit) = srv.get("/v1/admin/audit?limit=500", Some(&admin)).await;
+    let count = |action: &str| {
+        audit["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == action)
+            .count()
+    };
+    assert_eq!(count("pool.move"), 2, "{audit}");
+    assert_eq!(count("walkin.create"), 1);
+    assert_eq!(count("booking.administer"), 1);
+
+    // After a restart the answers are still there: the retry applies nothing.
+    let (db, dir) = srv.stop().await;
+    let srv = TestServer::start(db, Some(dir)).await;
+    let m4 = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/pools/move",
+        &admin,
+        "m-1",
+        &mv,
+    )
+    .await;
+    assert_eq!((m4.0, m4.1, &m4.2), (StatusCode::OK, true, &m1.2));
+    let w3 = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/walkins",
+        &admin,
+        "w-1",
+        &walk,
+    )
+    .await;
+    assert_eq!((w3.0, w3.1, &w3.2), (StatusCode::CREATED, true, &w1.2));
+    let (_, after) = srv
+        .get(&format!("/v1/admin/sessions/{sid}"), Some(&admin))
+        .await;
+    assert_eq!((capacity_of(&after, from), capacity_of(&after, to)), (4, 3));
+    // A refusal is not kept across a restart (it changed nothing): the retry runs again.
+    let r3 = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/pools/move",
+        &admin,
+        "m-2",
+        &big,
+    )
+    .await;
+    assert_eq!((r3.0, r3.1), (StatusCode::CONFLICT, false), "{}", r3.2);
+    // A bad key is a 400 before anything runs.
+    let bad = keyed(
+        &srv,
+        Method::POST,
+        "/v1/admin/pools/move",
+        &admin,
+        "a b",
+        &mv,
+    )
+    .await;
+    assert_eq!(bad.0, StatusCode::BAD_REQUEST, "{}", bad.2);
+    srv.finish().await;
+}

@@ -67,6 +67,19 @@ id_type!(
     BatchId
 );
 
+/// Where operator keys' idempotency records live in the account space of
+/// [`crate::IdempotencyRecord::account_id`]: `2^62 + operator id`. Citizen accounts are at most
+/// [`ID_MAX`] (2^53 − 1), so the two never meet, and the value still fits a signed 64-bit column.
+pub const OPERATOR_IDEMPOTENCY_BASE: u64 = 1 << 62;
+
+impl OperatorId {
+    /// The idempotency scope of this operator key: its records are kept (and bounded per
+    /// account) apart from every citizen account's.
+    pub fn idempotency_scope(self) -> AccountId {
+        AccountId(OPERATOR_IDEMPOTENCY_BASE + (self.0 & ID_MAX))
+    }
+}
+
 /// HMAC-SHA256 of a normalised photo-ID: the person, independent of account or phone.
 ///
 /// Its `Debug` shows only a short prefix so that logs never carry the whole key.
@@ -112,6 +125,21 @@ mod tests {
         let shown = format!("{key:?}");
         assert!(shown.len() < 30, "{shown}");
         assert!(!shown.contains(&key.to_hex()));
+    }
+
+    #[test]
+    fn operator_idempotency_scopes_are_apart_from_accounts() {
+        let scope = OperatorId(ID_MAX).idempotency_scope();
+        assert!(scope.0 > ID_MAX);
+        assert!(i64::try_from(scope.0).is_ok());
+        assert_ne!(
+            OperatorId(1).idempotency_scope(),
+            OperatorId(2).idempotency_scope()
+        );
+        assert_eq!(
+            OperatorId(0).idempotency_scope().0,
+            OPERATOR_IDEMPOTENCY_BASE
+        );
     }
 
     #[test]

@@ -449,7 +449,8 @@ pub struct OperatorKey {
 /// The original answer to a write, kept under its `Idempotency-Key`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
-    /// The account that sent it.
+    /// The account that sent it, or an operator key's
+    /// [`crate::OperatorId::idempotency_scope`] (above [`crate::ID_MAX`]).
     pub account_id: AccountId,
     /// The client's key (1–64 printable ASCII characters).
     pub key: String,

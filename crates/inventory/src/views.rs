@@ -124,6 +124,38 @@ pub struct SessionView {
 }
 
 impl SessionView {
+    /// A session as it is once created: its slots and pools with no booking yet (the answer to
+    /// its creation, rendered before the commit makes it visible).
+    pub fn created(session: &Session, slots: &[Slot], pools: &[Pool]) -> SessionView {
+        let slots = slots
+            .iter()
+            .map(|slot| SlotView {
+                slot: slot.clone(),
+                pools: pools
+                    .iter()
+                    .filter(|p| p.slot_id == slot.slot_id)
+                    .map(|p| PoolView {
+                        pool_id: p.pool_id.0,
+                        slot_id: p.slot_id.0,
+                        dose: p.dose.number(),
+                        channel: p.channel.as_str().to_string(),
+                        capacity: p.capacity,
+                        booked: p.booked,
+                        checked_in: 0,
+                        administered: 0,
+                        no_show: 0,
+                        available: p.capacity.saturating_sub(p.booked),
+                    })
+                    .collect(),
+            })
+            .collect();
+        SessionView {
+            session: session.clone(),
+            closed: session.cancelled,
+            slots,
+        }
+    }
+
     fn of(cell: &SessionCell) -> SessionView {
         let session = cell.record();
         let closed = session.cancelled || cell.closing.load(Ordering::SeqCst);

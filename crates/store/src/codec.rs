@@ -15,6 +15,13 @@ pub(crate) fn id_to_db(id: u64) -> i64 {
     i64::try_from(id).unwrap_or(i64::MAX)
 }
 
+/// An idempotency record's scope: a citizen account (an id) or an operator key's scope
+/// (`2^62 + id`, [`OperatorId::idempotency_scope`]); both fit a signed 64-bit column.
+pub(crate) fn scope_to_db(scope: AccountId) -> i64 {
+    debug_assert!(scope.0 <= ID_MAX || scope.0 >= OPERATOR_IDEMPOTENCY_BASE);
+    i64::try_from(scope.0).unwrap_or(i64::MAX)
+}
+
 pub(crate) fn id_from_db(v: i64, column: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| corrupt(column))
 }

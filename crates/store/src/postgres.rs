@@ -613,7 +613,7 @@ async fn write_batch(
     }
     if !plan.idempotency.is_empty() {
         let r = &plan.idempotency;
-        let accounts: Vec<i64> = r.iter().map(|x| id_to_db(x.account_id.0)).collect();
+        let accounts: Vec<i64> = r.iter().map(|x| scope_to_db(x.account_id)).collect();
         let keys: Vec<&str> = r.iter().map(|x| x.key.as_str()).collect();
         let hashes: Vec<&str> = r.iter().map(|x| x.request_hash.as_str()).collect();
         let statuses: Vec<i32> = r.iter().map(|x| i32::from(x.status)).collect();

@@ -494,7 +494,7 @@ fn write_batch(
             .map_err(e)?;
         for r in &plan.idempotency {
             st.execute(params![
-                id_to_db(r.account_id.0),
+                scope_to_db(r.account_id),
                 r.key,
                 r.request_hash,
                 r.status,

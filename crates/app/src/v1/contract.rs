@@ -329,10 +329,12 @@ fn common_refusals(path: &str, method: &str, op: &Value) -> Vec<(&'static str, &
         .get("security")
         .and_then(Value::as_array)
         .is_some_and(|s| !s.is_empty());
-    let idempotent = op
+    let key = op
         .get("parameters")
         .and_then(Value::as_array)
-        .is_some_and(|ps| ps.iter().any(|p| p["name"] == "Idempotency-Key"));
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "Idempotency-Key"));
+    let idempotent = key.is_some();
+    let key_required = key.is_some_and(|p| p["required"] == true);
     if has_params || write {
         out.push(("400", "`invalid_request` with `details.field`"));
     }
@@ -360,7 +362,9 @@ fn common_refusals(path: &str, method: &str, op: &Value) -> Vec<(&'static str, &
             "422",
             "`idempotency_key_mismatch`: the key was used with another body",
         ));
-        out.push(("428", "`idempotency_key_required`"));
+        if key_required {
+            out.push(("428", "`idempotency_key_required`"));
+        }
     }
     out.push(("429", "`too_many_requests` (admission), with `Retry-After`"));
     out.push(("500", "`internal`"));
@@ -417,6 +421,24 @@ fn patch_schemas(doc: &mut Value, year_max: i32) {
     }
 }
 
+/// Operator writes accept an `Idempotency-Key` without requiring one.
+fn add_optional_idempotency_key(op: &mut Value) {
+    let Some(op) = op.as_object_mut() else {
+        return;
+    };
+    let params = op.entry("parameters").or_insert_with(|| json!([]));
+    if let Some(list) = params.as_array_mut() {
+        if !list.iter().any(|p| p["name"] == "Idempotency-Key") {
+            list.push(json!({
+                "name": "Idempotency-Key", "in": "header", "required": false,
+                "description": "A retry with the same key and body answers the first answer \
+                    again (`Idempotent-Replayed: true`) and applies nothing",
+                "schema": {"type": "string"},
+            }));
+        }
+    }
+}
+
 fn patch_operations(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
@@ -426,6 +448,9 @@ fn patch_operations(doc: &mut Value) {
             continue;
         };
         for (method, op) in ops.iter_mut() {
+            if path.starts_with("/v1/admin/") && matches!(method.as_str(), "post" | "patch") {
+                add_optional_idempotency_key(op);
+            }
             if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
                 for p in params.iter_mut() {
                     let name = p["name"].as_str().unwrap_or_default().to_owned();
@@ -604,6 +629,18 @@ mod tests {
             .unwrap();
         assert_eq!(key["required"], json!(true));
         assert_eq!(key["schema"]["maxLength"], json!(IDEMPOTENCY_KEY_BYTES_MAX));
+        // Operator writes accept a key without requiring one.
+        let moved = &doc["paths"]["/v1/admin/pools/move"]["post"];
+        let key = moved["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "Idempotency-Key")
+            .unwrap();
+        assert_eq!(key["required"], json!(false));
+        assert_eq!(key["schema"]["maxLength"], json!(IDEMPOTENCY_KEY_BYTES_MAX));
+        assert!(moved["responses"].get("422").is_some());
+        assert!(moved["responses"].get("428").is_none());
     }
 
     #[test]

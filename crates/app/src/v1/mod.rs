@@ -100,11 +100,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// Every v1 route.
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(public::routes())
         .merge(citizen::routes())
-        .merge(operator::routes())
+        .merge(operator::routes(state))
         .merge(documents::routes())
         .merge(crate::console::routes())
         .layer(axum::middleware::from_fn(crate::console::conditional_get))

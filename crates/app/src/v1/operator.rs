@@ -25,6 +25,10 @@
 //! `mobile_masked` (`"XXXXXX3210"`, null for a walk-in without a mobile) and the `channel`,
 //! centres their `fee_rupees`.
 //!
+//! Every `POST` and `PATCH` accepts an `Idempotency-Key` (`operator_idempotency.rs`,
+//! [`idempotency::operator_idempotency`]): a retry with the same key and request applies once
+//! and answers the original status and body bytes.
+//!
 //! The handlers live in three files next to this one:
 //! - `operator_centres.rs`: centres (create, list, read, change).
 //! - `operator_sessions.rs`: sessions (create, read, cancel), pools (capacity, move), and the
@@ -36,6 +40,8 @@
 mod bookings;
 #[path = "operator_centres.rs"]
 mod centres;
+#[path = "operator_idempotency.rs"]
+pub mod idempotency;
 #[path = "operator_sessions.rs"]
 mod sessions;
 
@@ -45,9 +51,13 @@ pub use sessions::AGE_MAX as SESSION_AGE_MAX;
 use crate::auth::Operator;
 use crate::durable;
 use crate::state::AppState;
+use axum::body::Bytes;
 use axum::extract::FromRequestParts;
+use axum::response::Response;
 use axum::routing::{get, patch, post};
 use axum::Router;
+use http::StatusCode;
+use idempotency::PendingKey;
 use kataar_api::{ApiError, RequestId};
 use kataar_domain::limits::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 use kataar_domain::{AuditRecord, Event};
@@ -58,8 +68,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use utoipa::OpenApi;
 
-/// The operator routes.
-pub fn routes() -> Router<AppState> {
+/// The operator routes, with [`idempotency::operator_idempotency`] on every one of them.
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route(
             "/v1/admin/centres",
@@ -93,6 +103,10 @@ pub fn routes() -> Router<AppState> {
             post(bookings::no_show),
         )
         .route("/v1/admin/audit", get(bookings::audit_log))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::operator_idempotency,
+        ))
 }
 
 /// The operators' part of the OpenAPI document (for `OpenApi::merge`; answers are described
@@ -301,13 +315,14 @@ where
     Fut: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
 {
     let request = RequestId::current();
-    let task = tokio::spawn(async move {
+    let pending = PendingKey::current();
+    let task = tokio::spawn(PendingKey::scope(pending, async move {
         let _guard = locks.lock(object).await;
         match request {
             Some(id) => id.scope(work()).await,
             None => work().await,
         }
-    });
+    }));
     match task.await {
         Ok(result) => result,
         Err(e) => {
@@ -323,13 +338,87 @@ where
 /// that commits later with a smaller id. (A batch that fails leaves a gap in the ids.)
 static AUDIT_SUBMIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Commits a prepared change together with its audit record (one batch: both or neither).
-/// A change with nothing to commit is answered as it is, without an audit record.
+/// What the audit record of a write says besides its `after`: the action, the object and its
+/// state before.
+#[derive(Debug)]
+pub struct Audit {
+    /// E.g. `pool.move`.
+    pub action: &'static str,
+    /// E.g. `pool:42`.
+    pub object: String,
+    /// The object before the change (`null` for a creation).
+    pub before: Value,
+}
+
+/// Commits a prepared change, its audit record and, when the request carries an
+/// `Idempotency-Key`, its answer, in one batch (all or nothing), and answers `status` with
+/// `answer(&value)` rendered once: those bytes are both the response and what a retry under
+/// the key gets again. `after(&value)` is the audit record's `after`. A change with nothing to
+/// commit is answered at once, without an audit record.
+pub async fn commit_answered<T: Send + 'static>(
+    state: &AppState,
+    op: &Operator,
+    prepared: Prepared<T>,
+    audit: Audit,
+    after: impl FnOnce(&T) -> Value,
+    status: StatusCode,
+    answer: impl FnOnce(&T) -> Value,
+) -> Result<Response, ApiError> {
+    let body = answer(&prepared.value);
+    let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+    if prepared.events.is_empty() {
+        durable::commit(state, prepared).await?;
+        return Ok(durable::json_bytes(status.as_u16(), bytes));
+    }
+    let mut prepared = prepared;
+    let settle = PendingKey::current()
+        .filter(|p| p.take())
+        .map(|p| durable::record_answer(&mut prepared, p.claimed.clone(), status, body, &bytes));
+    let audit_after = after(&prepared.value);
+    let waiting = submit_audited(state, op, prepared, audit, audit_after, move |inv, ok| {
+        if let Some(settle) = settle {
+            settle(inv, ok);
+        }
+    });
+    waiting.await?;
+    Ok(durable::json_bytes(status.as_u16(), bytes))
+}
+
+/// Takes the audit id and hands the batch to the writer under [`AUDIT_SUBMIT`]; returns the
+/// wait for the outcome. `settle(inventory, committed)` runs once it is known.
+fn submit_audited<T: Send + 'static>(
+    state: &AppState,
+    op: &Operator,
+    mut prepared: Prepared<T>,
+    audit: Audit,
+    after: Value,
+    settle: impl FnOnce(&kataar_inventory::Inventory, bool) + Send + 'static,
+) -> impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static {
+    // The audit id is taken and the events handed to the writer under one lock, so audit ids
+    // reach the store in id order and a tail of the log never skips one.
+    let _guard = AUDIT_SUBMIT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Audit {
+        action,
+        object,
+        before,
+    } = audit;
+    prepared
+        .events
+        .push(audit_event(state, op, action, object, before, after));
+    durable::submit_then(state, prepared, move |inv, ok, _| settle(inv, ok))
+}
+
+/// Commits a prepared change together with its audit record (one batch: both or neither),
+/// for a write whose answer is rendered after the commit (a retry under an `Idempotency-Key`
+/// is then answered from memory only, see [`idempotency`]). A change with nothing to commit
+/// is answered as it is, without an audit record.
 pub async fn commit_audited<T: Send + 'static>(
     state: &AppState,
     op: &Operator,
     prepared: Prepared<T>,
-    action: &str,
+    action: &'static str,
     object: String,
     before: Value,
     after: impl FnOnce(&T) -> Value,
@@ -338,19 +427,12 @@ pub async fn commit_audited<T: Send + 'static>(
         return durable::commit(state, prepared).await;
     }
     let after = after(&prepared.value);
-    let mut prepared = prepared;
-    // The audit id is taken and the events handed to the writer under one lock, so audit ids
-    // reach the store in id order and a tail of the log never skips one.
-    let waiting = {
-        let _guard = AUDIT_SUBMIT
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        prepared
-            .events
-            .push(audit_event(state, op, action, object, before, after));
-        durable::submit_then(state, prepared, |_, _, _| {})
+    let audit = Audit {
+        action,
+        object,
+        before,
     };
-    waiting.await
+    submit_audited(state, op, prepared, audit, after, |_, _| {}).await
 }
 
 #[cfg(test)]

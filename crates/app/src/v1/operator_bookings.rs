@@ -6,13 +6,14 @@
 //! validated and keyed exactly as a citizen's registration does; the clear number is dropped
 //! right after keying and never reaches a log, an error or the audit log.
 
-use super::{commit_audited, page_after, page_limit, text_field, Admin, NoBody, PageQuery};
+use super::{commit_answered, page_after, page_limit, text_field, Admin, Audit, NoBody, PageQuery};
 use crate::auth::Operator;
 use crate::errors::{OrApi, STORE_RETRY_AFTER_S};
 use crate::state::AppState;
 use crate::v1::render;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use chrono::Datelike;
 use kataar_api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, OptionalJson};
@@ -151,7 +152,7 @@ pub async fn walkin(
     State(state): State<AppState>,
     op: Operator,
     ApiJson(body): ApiJson<WalkinBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let dose = crate::v1::dose_param(body.dose)?;
     let p = &body.beneficiary;
     let name = text_field("beneficiary.name", &p.name)?;
@@ -173,6 +174,7 @@ pub async fn walkin(
         id_type: p.id_type.as_str().to_string(),
         id_masked: id.masked(),
     };
+    let (new_name, new_id_masked) = (person.name.clone(), person.id_masked.clone());
     drop(id);
     let mobile = match &p.mobile {
         Some(m) => Some(
@@ -195,20 +197,39 @@ pub async fn walkin(
         )
         .or_api()?;
     let object = format!("booking:{}", prepared.value.booking_id);
-    let booking = commit_audited(
+    let audit = Audit {
+        action: "walkin.create",
+        object,
+        before: Value::Null,
+    };
+    let inv = state.inv.clone();
+    commit_answered(
         &state,
         &op,
         prepared,
-        "walkin.create",
-        object,
-        Value::Null,
+        audit,
         audit_booking,
-    )
-    .await?;
-    Ok((
         StatusCode::CREATED,
-        Json(staff_booking(&state.inv, &booking)),
-    ))
+        |booking| {
+            // A person registered by this walk-in is in the engine once committed: name them
+            // from the request.
+            let mut v = staff_booking(&inv, booking);
+            if let Some(m) = v.as_object_mut() {
+                if m.get("name").is_none_or(Value::is_null) {
+                    m.insert("name".into(), json!(new_name));
+                    m.insert("id_masked".into(), json!(new_id_masked));
+                    m.insert(
+                        "mobile_masked".into(),
+                        mobile.as_ref().map_or(Value::Null, |m| {
+                            json!(format!("XXXXXX{}", m.as_str().get(6..).unwrap_or("")))
+                        }),
+                    );
+                }
+            }
+            v
+        },
+    )
+    .await
 }
 
 /// `POST /v1/admin/bookings/{id}/check-in` (`booked → checked_in`).
@@ -220,20 +241,24 @@ pub async fn check_in(
     op: Operator,
     ApiPath(id): ApiPath<u64>,
     OptionalJson(_): OptionalJson<NoBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = BookingId(id);
     let prepared = state.inv.check_in(id, &op.scope(), state.now()).or_api()?;
-    let booking = commit_audited(
+    let audit = Audit {
+        action: "booking.check_in",
+        object: format!("booking:{id}"),
+        before: json!({"status": BookingStatus::Booked.as_str()}),
+    };
+    commit_answered(
         &state,
         &op,
         prepared,
-        "booking.check_in",
-        format!("booking:{id}"),
-        json!({"status": BookingStatus::Booked.as_str()}),
+        audit,
         audit_booking,
+        StatusCode::OK,
+        |b| staff_booking(&state.inv, b),
     )
-    .await?;
-    Ok(Json(staff_booking(&state.inv, &booking)))
+    .await
 }
 
 /// Body of `POST /v1/admin/bookings/{id}/administer`.
@@ -253,7 +278,7 @@ pub async fn administer(
     op: Operator,
     ApiPath(id): ApiPath<u64>,
     ApiJson(body): ApiJson<AdministerBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = BookingId(id);
     let vaccine = Vaccine::parse(&body.vaccine)
         .ok_or_else(|| ApiError::invalid_request("vaccine", "unknown vaccine"))?;
@@ -270,13 +295,16 @@ pub async fn administer(
             state.today(),
         )
         .or_api()?;
-    let (booking, record) = commit_audited(
+    let audit = Audit {
+        action: "booking.administer",
+        object: format!("booking:{id}"),
+        before: json!({"status": BookingStatus::CheckedIn.as_str()}),
+    };
+    commit_answered(
         &state,
         &op,
         prepared,
-        "booking.administer",
-        format!("booking:{id}"),
-        json!({"status": BookingStatus::CheckedIn.as_str()}),
+        audit,
         |(b, d): &(Booking, DoseRecord)| {
             let mut v = audit_booking(b);
             if let Some(m) = v.as_object_mut() {
@@ -286,22 +314,25 @@ pub async fn administer(
             }
             v
         },
+        StatusCode::OK,
+        |(booking, record)| {
+            let mut v = staff_booking(&state.inv, booking);
+            if let Some(m) = v.as_object_mut() {
+                m.insert(
+                    "administered".into(),
+                    json!({
+                        "vaccine": record.vaccine.name(),
+                        "batch": record.batch,
+                        "date": record.date.format("%Y-%m-%d").to_string(),
+                        "operator_id": record.operator_id.0,
+                        "at": render::instant(record.administered_at),
+                    }),
+                );
+            }
+            v
+        },
     )
-    .await?;
-    let mut v = staff_booking(&state.inv, &booking);
-    if let Some(m) = v.as_object_mut() {
-        m.insert(
-            "administered".into(),
-            json!({
-                "vaccine": record.vaccine.name(),
-                "batch": record.batch,
-                "date": record.date.format("%Y-%m-%d").to_string(),
-                "operator_id": record.operator_id.0,
-                "at": render::instant(record.administered_at),
-            }),
-        );
-    }
-    Ok(Json(v))
+    .await
 }
 
 /// `POST /v1/admin/bookings/{id}/no-show`: only after the session's day.
@@ -313,24 +344,28 @@ pub async fn no_show(
     op: Operator,
     ApiPath(id): ApiPath<u64>,
     OptionalJson(_): OptionalJson<NoBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = BookingId(id);
     let before = state.inv.booking(id, &op.scope());
     let prepared = state
         .inv
         .no_show(id, &op.scope(), state.now(), state.today())
         .or_api()?;
-    let booking = commit_audited(
+    let audit = Audit {
+        action: "booking.no_show",
+        object: format!("booking:{id}"),
+        before: json!({"status": before.map(|b| b.status.as_str())}),
+    };
+    commit_answered(
         &state,
         &op,
         prepared,
-        "booking.no_show",
-        format!("booking:{id}"),
-        json!({"status": before.map(|b| b.status.as_str())}),
+        audit,
         audit_booking,
+        StatusCode::OK,
+        |b| staff_booking(&state.inv, b),
     )
-    .await?;
-    Ok(Json(staff_booking(&state.inv, &booking)))
+    .await
 }
 
 /// `GET /v1/admin/audit?after=&limit=` (admin): the log from the store, oldest first (newest

@@ -5,13 +5,15 @@
 //! `fee_rupees` can be changed; anything else in a change is `400 invalid_request`.
 
 use super::{
-    commit_audited, page_after, page_limit, serialised, text_field, Admin, ObjectLocks, PageQuery,
+    commit_answered, page_after, page_limit, serialised, text_field, Admin, Audit, ObjectLocks,
+    PageQuery,
 };
 use crate::auth::Operator;
 use crate::state::AppState;
 use crate::v1::render;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kataar_api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use kataar_domain::*;
@@ -107,7 +109,7 @@ pub async fn create(
     State(state): State<AppState>,
     Admin(op): Admin,
     ApiJson(body): ApiJson<NewCentreBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let name = text_field("name", &body.name)?;
     let address = text_field("address", &body.address)?;
     let block_name = text_field("block_name", &body.block_name)?;
@@ -161,17 +163,21 @@ pub async fn create(
     };
     let object = format!("centre:{}", centre.centre_id);
     let prepared = state.inv.upsert_centre(centre);
-    let centre = commit_audited(
+    let audit = Audit {
+        action: "centre.create",
+        object,
+        before: Value::Null,
+    };
+    commit_answered(
         &state,
         &op,
         prepared,
-        "centre.create",
-        object,
-        Value::Null,
+        audit,
+        centre_json,
+        StatusCode::CREATED,
         centre_json,
     )
-    .await?;
-    Ok((StatusCode::CREATED, Json(centre_json(&centre))))
+    .await
 }
 
 /// `GET /v1/admin/centres?limit=&after=`: the key's centres by id.
@@ -227,7 +233,7 @@ pub async fn change(
     op: Operator,
     ApiPath(id): ApiPath<u64>,
     ApiJson(body): ApiJson<CentrePatch>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     serialised(&CENTRE_WRITES, id, move || async move {
         let before = visible_centre(&state, &op, id)?;
         let mut after = before.clone();
@@ -248,20 +254,24 @@ pub async fn change(
         }
         after.fee_rupees = fee(after.fee_type, after.fee_rupees)?;
         if after == before {
-            return Ok(Json(centre_json(&before)));
+            return Ok(Json(centre_json(&before)).into_response());
         }
         let prepared = state.inv.upsert_centre(after);
-        let centre = commit_audited(
+        let audit = Audit {
+            action: "centre.update",
+            object: format!("centre:{id}"),
+            before: centre_json(&before),
+        };
+        commit_answered(
             &state,
             &op,
             prepared,
-            "centre.update",
-            format!("centre:{id}"),
-            centre_json(&before),
+            audit,
+            centre_json,
+            StatusCode::OK,
             centre_json,
         )
-        .await?;
-        Ok(Json(centre_json(&centre)))
+        .await
     })
     .await
 }

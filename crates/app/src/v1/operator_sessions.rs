@@ -6,7 +6,7 @@
 //! (`pool_id`, `slot_id`, `dose`, `channel`, `capacity`, `booked`, `checked_in`,
 //! `administered`, `no_show`, `available`), plus `opens_at`, `cancelled` and `totals`.
 
-use super::{commit_audited, serialised, NoBody, ObjectLocks};
+use super::{commit_answered, commit_audited, serialised, Audit, NoBody, ObjectLocks};
 use crate::auth::Operator;
 use crate::errors::{OrApi, STORE_RETRY_AFTER_S};
 use crate::state::AppState;
@@ -14,6 +14,7 @@ use crate::v1::public::{centre_filter, days_param, parse_date};
 use crate::v1::render;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use kataar_api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, OptionalJson};
 use kataar_domain::limits::{POOL_CAPACITY_MAX, SLOTS_PER_SESSION_MAX};
@@ -199,7 +200,7 @@ pub async fn create(
     State(state): State<AppState>,
     op: Operator,
     ApiJson(body): ApiJson<NewSessionBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let date = parse_date("date", body.date.trim())?;
     if date < state.today() {
         return Err(ApiError::invalid_request(
@@ -264,18 +265,30 @@ pub async fn create(
             },
         })).collect::<Vec<_>>(),
     });
-    commit_audited(
+    let created = prepared.events.iter().find_map(|e| match e {
+        Event::SessionCreated {
+            session,
+            slots,
+            pools,
+        } => Some(SessionView::created(session, slots, pools)),
+        _ => None,
+    });
+    let created = created.ok_or_else(ApiError::internal)?;
+    let audit = Audit {
+        action: "session.create",
+        object: format!("session:{id}"),
+        before: Value::Null,
+    };
+    commit_answered(
         &state,
         &op,
         prepared,
-        "session.create",
-        format!("session:{id}"),
-        Value::Null,
+        audit,
         |_| after,
+        StatusCode::CREATED,
+        |_| session_json(&created),
     )
-    .await?;
-    let view = state.inv.session(id).ok_or_else(ApiError::internal)?;
-    Ok((StatusCode::CREATED, Json(session_json(&view))))
+    .await
 }
 
 /// `GET /v1/admin/sessions/{id}`.
@@ -364,7 +377,7 @@ pub async fn set_capacity(
     op: Operator,
     ApiPath(id): ApiPath<u64>,
     ApiJson(body): ApiJson<CapacityChange>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = PoolId(id);
     let object = pool_lock_id(&state, id);
     serialised(&CAPACITY_WRITES, object, move || async move {
@@ -373,18 +386,21 @@ pub async fn set_capacity(
             .inv
             .set_capacity(id, body.capacity, &op.scope())
             .or_api()?;
-        let value = commit_audited(
+        let audit = Audit {
+            action: "pool.capacity",
+            object: format!("pool:{id}"),
+            before: json!({"capacity": before.capacity, "booked": before.booked}),
+        };
+        commit_answered(
             &state,
             &op,
             prepared,
-            "pool.capacity",
-            format!("pool:{id}"),
-            json!({"capacity": before.capacity, "booked": before.booked}),
+            audit,
             |v| json!({"capacity": v.capacity, "booked": v.booked}),
+            StatusCode::OK,
+            render::pool,
         )
-        .await?;
-        let view = state.inv.pool(id).unwrap_or(value);
-        Ok(Json(render::pool(&view)))
+        .await
     })
     .await
 }
@@ -406,7 +422,7 @@ pub async fn move_places(
     State(state): State<AppState>,
     op: Operator,
     ApiJson(body): ApiJson<MoveBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     if body.count == 0 || body.count > POOL_CAPACITY_MAX {
         return Err(ApiError::invalid_request(
             "count",
@@ -425,26 +441,27 @@ pub async fn move_places(
             .inv
             .move_capacity(from, to, body.count, &op.scope())
             .or_api()?;
-        let views = commit_audited(
+        let audit = Audit {
+            action: "pool.move",
+            object: format!("pool:{from}"),
+            before: json!({"pools": before, "count": body.count}),
+        };
+        commit_answered(
             &state,
             &op,
             prepared,
-            "pool.move",
-            format!("pool:{from}"),
-            json!({"pools": before, "count": body.count}),
+            audit,
             |v: &Vec<kataar_inventory::PoolView>| {
                 json!({"pools": v.iter().map(|p| json!({
                     "pool_id": p.pool_id, "capacity": p.capacity, "booked": p.booked,
                 })).collect::<Vec<_>>()})
             },
+            StatusCode::OK,
+            |v: &Vec<kataar_inventory::PoolView>| {
+                json!({ "pools": v.iter().map(render::pool).collect::<Vec<_>>() })
+            },
         )
-        .await?;
-        let pools: Vec<Value> = views
-            .into_iter()
-            .map(|v| state.inv.pool(PoolId(v.pool_id)).unwrap_or(v))
-            .map(|v| render::pool(&v))
-            .collect();
-        Ok(Json(json!({ "pools": pools })))
+        .await
     })
     .await
 }
