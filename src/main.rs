@@ -96,6 +96,21 @@ enum AdminCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Revoke an operator key by its id: it stops working at once on a new start and within
+    /// seconds on a running server.
+    RevokeKey {
+        /// The key's id (`operator_id`, printed by `create-key`, named in the audit log).
+        id: u64,
+        /// Configuration file (to find the store).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// PostgreSQL URL.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Data directory of the embedded store.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -278,6 +293,33 @@ fn main() -> ExitCode {
                     stored.role.as_str(),
                     scope,
                     stored.name
+                );
+                Ok(())
+            })
+        }
+        Command::Admin {
+            command:
+                AdminCommand::RevokeKey {
+                    id,
+                    config,
+                    database_url,
+                    data_dir,
+                },
+        } => {
+            let overrides = ConfigOverrides {
+                database_url,
+                data_dir,
+                ..ConfigOverrides::default()
+            };
+            with_store(config.as_deref(), &overrides, |store| async move {
+                let found = store
+                    .revoke_operator_key(kataar_domain::OperatorId(id), chrono::Utc::now())
+                    .await?;
+                anyhow::ensure!(found, "there is no operator key {id}");
+                eprintln!(
+                    "kataar: operator key {id} revoked; a running server stops accepting it \
+                     within {} s",
+                    kataar_app::auth::OPERATOR_KEY_REFRESH_MS.div_ceil(1000) + 1
                 );
                 Ok(())
             })

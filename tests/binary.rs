@@ -130,6 +130,11 @@ impl Server {
 }
 
 fn create_key(target: &Target, role: &[&str]) -> String {
+    create_key_with_id(target, role).0
+}
+
+/// A key made by the CLI and its id (from the CLI's `operator key N (…) created`).
+fn create_key_with_id(target: &Target, role: &[&str]) -> (String, u64) {
     let out = kataar()
         .args(["admin", "create-key"])
         .args(role)
@@ -144,8 +149,15 @@ fn create_key(target: &Target, role: &[&str]) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let key = stdout.lines().next().unwrap().trim().to_string();
     assert!(key.starts_with("kop_"), "{key}");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains(&key));
-    key
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains(&key));
+    let id = stderr
+        .split("operator key ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no key id in {stderr:?}"));
+    (key, id)
 }
 
 async fn call(
@@ -225,6 +237,67 @@ async fn journey(target: Target, otp_file: PathBuf) {
     )
     .await;
     assert_eq!(s, 200, "{v}");
+    // A key revoked by the CLI while the server runs stops working within seconds.
+    let (spare, spare_id) = create_key_with_id(&target, &["--role", "admin"]);
+    let centres = format!("{base}/v1/admin/centres");
+    let (s, _) = call(
+        &http,
+        reqwest::Method::GET,
+        centres.clone(),
+        Some(&spare),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let revoke = kataar()
+        .args(["admin", "revoke-key", &spare_id.to_string()])
+        .args(target.args())
+        .output()
+        .unwrap();
+    assert!(
+        revoke.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoke.stderr)
+    );
+    let revoked_at = std::time::Instant::now();
+    loop {
+        let (s, _) = call(
+            &http,
+            reqwest::Method::GET,
+            centres.clone(),
+            Some(&spare),
+            None,
+            None,
+        )
+        .await;
+        if s == 401 {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(5),
+            "a revoked key still works after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The other keys are untouched; an unknown key id is exit 1 with a message.
+    let (s, _) = call(
+        &http,
+        reqwest::Method::GET,
+        centres.clone(),
+        Some(&admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let unknown = kataar()
+        .args(["admin", "revoke-key", "999999"])
+        .args(target.args())
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no operator key 999999"));
     // Bad usage is exit 2.
     let bad = kataar()
         .args(["admin", "create-key", "--role", "centre"])
@@ -310,6 +383,28 @@ async fn journey(target: Target, otp_file: PathBuf) {
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["status"], "checked_in");
+    // The revoked key stays revoked after the restart; the others still work.
+    let centres = format!("{base}/v1/admin/centres");
+    let (s, _) = call(
+        &http,
+        reqwest::Method::GET,
+        centres.clone(),
+        Some(&spare),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (s, _) = call(
+        &http,
+        reqwest::Method::GET,
+        centres,
+        Some(&admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
 
     // SIGKILL mid-day: every acknowledged change is there after a restart.
     let first_log = server.kill9();

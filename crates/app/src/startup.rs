@@ -229,8 +229,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         admission,
         trusted_proxies: config.trusted_proxies()?,
         compat: crate::compat::Compat::new(config.compat_captcha_required),
+        unknown_operator_keys: crate::auth::UnknownKeys::default(),
     }));
     spawn_housekeeping(state.clone());
+    crate::auth::spawn_key_refresh(state.clone());
     Ok(Started {
         state,
         writer_join,

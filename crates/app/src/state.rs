@@ -59,6 +59,8 @@ pub struct Inner {
     pub trusted_proxies: kataar_admission::TrustedProxies,
     /// The CoWIN v2 layer's state (captcha answers and switch).
     pub compat: crate::compat::Compat,
+    /// Operator key hashes the store did not know (see [`crate::auth::UnknownKeys`]).
+    pub unknown_operator_keys: crate::auth::UnknownKeys,
 }
 
 /// Shared application state.

@@ -1327,6 +1327,15 @@ impl Inventory {
         self.operator_keys.insert(key.key_hash.clone(), key);
     }
 
+    /// Forgets the operator keys with these ids (revoked in the store): they no longer
+    /// authenticate. Returns how many were in memory.
+    pub fn forget_operator_keys(&self, ids: &std::collections::HashSet<OperatorId>) -> usize {
+        let before = self.operator_keys.len();
+        self.operator_keys
+            .retain(|_, k| !ids.contains(&k.operator_id));
+        before - self.operator_keys.len().min(before)
+    }
+
     /// Claims an idempotency key now (see [`crate::idem`]).
     pub fn idem_begin(
         &self,

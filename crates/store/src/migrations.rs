@@ -16,6 +16,11 @@ pub const PG_MIGRATIONS: &[Migration] = &[
         "secret_checks",
         include_str!("migrations/pg_0002_secret_checks.sql"),
     ),
+    (
+        3,
+        "key_revocation",
+        include_str!("migrations/pg_0003_key_revocation.sql"),
+    ),
 ];
 
 /// SQLite migrations, in order (the same versions as PostgreSQL).
@@ -25,6 +30,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         2,
         "secret_checks",
         include_str!("migrations/sqlite_0002_secret_checks.sql"),
+    ),
+    (
+        3,
+        "key_revocation",
+        include_str!("migrations/sqlite_0003_key_revocation.sql"),
     ),
 ];
 

@@ -1023,7 +1023,10 @@ impl Store for PgStore {
             .collect::<Result<_, StoreError>>()?;
         snap.operator_keys = stream_rows(
             &tx,
-            &format!("SELECT {OPERATOR_KEY_COLUMNS} FROM operator_keys ORDER BY operator_id"),
+            &format!(
+                "SELECT {OPERATOR_KEY_COLUMNS} FROM operator_keys WHERE revoked_at IS NULL
+                 ORDER BY operator_id"
+            ),
             decode_operator_key,
         )
         .await?;
@@ -1154,7 +1157,10 @@ impl Store for PgStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {OPERATOR_KEY_COLUMNS} FROM operator_keys WHERE key_hash = $1"),
+                &format!(
+                    "SELECT {OPERATOR_KEY_COLUMNS} FROM operator_keys
+                     WHERE key_hash = $1 AND revoked_at IS NULL"
+                ),
                 &[&hash],
             )
             .await
@@ -1185,6 +1191,37 @@ impl Store for PgStore {
         let mut stored = key.clone();
         stored.operator_id = OperatorId(u64::try_from(id).unwrap_or(0));
         Ok(stored)
+    }
+
+    async fn revoke_operator_key(
+        &self,
+        id: OperatorId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE operator_keys SET revoked_at = COALESCE(revoked_at, $2)
+                 WHERE operator_id = $1",
+                &[&id_to_db(id.0), &at],
+            )
+            .await
+            .map_err(|e| from_pg(&e))?;
+        Ok(n > 0)
+    }
+
+    async fn revoked_operator_keys(&self) -> Result<Vec<OperatorId>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT operator_id FROM operator_keys WHERE revoked_at IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(|e| from_pg(&e))?;
+        rows.iter()
+            .map(|r| Ok(OperatorId(get_id(r, 0, "operator_id")?)))
+            .collect()
     }
 
     async fn secret_check(&self, name: &str) -> Result<Option<String>, StoreError> {

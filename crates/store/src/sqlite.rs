@@ -819,7 +819,10 @@ fn load_conn(conn: &mut Connection) -> Result<Snapshot, StoreError> {
     )?;
     snap.operator_keys = all(
         &tx,
-        &format!("SELECT {OPERATOR_KEY_COLUMNS} FROM operator_keys ORDER BY operator_id"),
+        &format!(
+            "SELECT {OPERATOR_KEY_COLUMNS} FROM operator_keys WHERE revoked_at IS NULL
+             ORDER BY operator_id"
+        ),
         [],
         decode_operator_key,
     )?;
@@ -931,7 +934,10 @@ impl Store for SqliteStore {
         self.with_read(move |conn| {
             let mut found = all(
                 conn,
-                &format!("SELECT {OPERATOR_KEY_COLUMNS} FROM operator_keys WHERE key_hash = ?1"),
+                &format!(
+                    "SELECT {OPERATOR_KEY_COLUMNS} FROM operator_keys
+                     WHERE key_hash = ?1 AND revoked_at IS NULL"
+                ),
                 [hash],
                 decode_operator_key,
             )?;
@@ -964,6 +970,36 @@ impl Store for SqliteStore {
             let mut stored = key;
             stored.operator_id = OperatorId(u64::try_from(id).unwrap_or(0));
             Ok(stored)
+        })
+        .await
+    }
+
+    async fn revoke_operator_key(
+        &self,
+        id: OperatorId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.with_write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE operator_keys SET revoked_at = COALESCE(revoked_at, ?2)
+                     WHERE operator_id = ?1",
+                    params![id_to_db(id.0), ts(at)],
+                )
+                .map_err(|e| from_sqlite(&e))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn revoked_operator_keys(&self) -> Result<Vec<OperatorId>, StoreError> {
+        self.with_read(move |conn| {
+            all(
+                conn,
+                "SELECT operator_id FROM operator_keys WHERE revoked_at IS NOT NULL",
+                [],
+                |r| Ok(OperatorId(get_id(r, 0, "operator_id")?)),
+            )
         })
         .await
     }

@@ -3,7 +3,7 @@
 use crate::error::StoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use kataar_domain::{AuditRecord, BatchId, Event, OperatorKey, Snapshot};
+use kataar_domain::{AuditRecord, BatchId, Event, OperatorId, OperatorKey, Snapshot};
 
 /// Largest page [`Store::audit_after`] returns; larger `limit`s are clamped to it.
 pub const AUDIT_PAGE_MAX: usize = kataar_domain::limits::PAGE_LIMIT_MAX;
@@ -67,6 +67,26 @@ pub trait Store: Send + Sync + 'static {
         Err(StoreError::Unavailable(
             "this store cannot create operator keys".into(),
         ))
+    }
+
+    /// Revokes operator key `id` at `at` (outside the writer's batches, like
+    /// [`Store::create_operator_key`]): it no longer authenticates, is not loaded at start, and
+    /// a running server drops it from memory (see [`Store::revoked_operator_keys`]). `false` if
+    /// no such key exists; revoking a revoked key again is `true` and keeps the first instant.
+    async fn revoke_operator_key(
+        &self,
+        id: OperatorId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let _ = (id, at);
+        Err(StoreError::Unavailable(
+            "this store cannot revoke operator keys".into(),
+        ))
+    }
+
+    /// The ids of every revoked operator key (a running server polls this).
+    async fn revoked_operator_keys(&self) -> Result<Vec<OperatorId>, StoreError> {
+        Ok(Vec::new())
     }
 
     /// The check value stored for the server secret `name` (see [`Store::record_secret_check`]),
