@@ -5,11 +5,12 @@
 //! so the outcome is applied even if the client disconnects and hyper drops the handler. The
 //! handler waits for that task up to `commit_wait` and answers success only after the commit.
 //!
-//! Back-pressure: every commit outcome is reported to the admission breaker (a commit →
-//! `record_success`, a failed commit → `record_failure`, a full writer queue →
-//! `record_queue_full`), so while the store cannot keep up or is down, booking-lane requests
-//! are refused fast with `503 store_unavailable` instead of piling up; a half-open probe closes
-//! the breaker again once commits succeed.
+//! Back-pressure: every batch's outcome is reported to the admission breaker once, by the
+//! writer ([`connect_breaker`]: a commit → `record_success`, a store fault → `record_failure`;
+//! a constraint refusal is not a fault), and a full writer queue → `record_queue_full`, so
+//! while the store cannot keep up or is down, booking-lane requests are refused fast with
+//! `503 store_unavailable` instead of piling up; a half-open probe closes the breaker again
+//! once commits succeed. A batch of 500 bookings that fails is one failure, not 500.
 
 use crate::errors::STORE_RETRY_AFTER_S;
 use crate::state::AppState;
@@ -28,6 +29,21 @@ use std::time::Duration;
 
 /// How often a request whose idempotency key is in progress looks again, in milliseconds.
 pub const IDEM_POLL_MS: u64 = 5;
+
+/// Feeds the admission breaker from the writer, once per batch.
+pub fn connect_breaker(
+    writer: &kataar_store::WriterHandle,
+    breaker: Arc<kataar_admission::Breaker>,
+) {
+    let connected = writer.on_batch(move |outcome| match outcome {
+        kataar_store::BatchOutcome::Committed => breaker.record_success(),
+        kataar_store::BatchOutcome::StoreFault => breaker.record_failure(),
+        kataar_store::BatchOutcome::Refused | kataar_store::BatchOutcome::Fenced => {}
+    });
+    if !connected {
+        tracing::warn!("the store writer already reports its batches elsewhere");
+    }
+}
 
 /// Commits a prepared operation and returns its value once durable.
 pub async fn commit<T: Send + 'static>(
@@ -120,16 +136,12 @@ where
         }
     };
     let inv = state.inv.clone();
-    let breaker = state.admission.breaker().clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let outcome = ticket.await;
         let committed = outcome.is_ok();
         if let Err(e) = outcome {
-            tracing::warn!(error = %e, "batch not committed; in-memory effect undone");
-            breaker.record_failure();
-        } else {
-            breaker.record_success();
+            tracing::debug!(error = %e, "batch not committed; in-memory effect undone");
         }
         inv.finish(finisher, committed);
         after(&inv, committed, &value);

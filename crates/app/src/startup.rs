@@ -204,6 +204,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         .parse()
         .map_err(|_| anyhow::anyhow!("timezone is not a known IANA zone"))?;
     let admission = start_admission(config)?;
+    crate::durable::connect_breaker(&writer, admission.breaker().clone());
     let state = AppState(Arc::new(Inner {
         inv: Arc::new(inv),
         store,

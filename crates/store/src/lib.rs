@@ -36,8 +36,8 @@ pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 pub use store::{take_over, Store};
 pub use writer::{
-    CommitError, CommitTicket, SubmitError, Writer, WriterConfig, WriterHandle, WriterHealth,
-    WriterPositions,
+    BatchOutcome, CommitError, CommitTicket, SubmitError, Writer, WriterConfig, WriterHandle,
+    WriterHealth, WriterPositions,
 };
 
 use std::sync::Arc;

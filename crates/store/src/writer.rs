@@ -135,7 +135,26 @@ struct Shared {
     queued_batch: AtomicU64,
     committed_batch: AtomicU64,
     health: watch::Sender<WriterHealth>,
+    on_batch: std::sync::OnceLock<BatchHook>,
 }
+
+/// What one batch came to, as told to [`WriterHandle::on_batch`]: once per batch, however
+/// many jobs it carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Committed.
+    Committed,
+    /// Not committed because of the store (unreachable, timed out, in doubt and read back as
+    /// not committed): a store fault.
+    StoreFault,
+    /// Refused by a constraint (one job's events conflict with the database): the store is
+    /// fine; the batch is split so only the offending job is refused.
+    Refused,
+    /// Refused because a newer writer holds the epoch.
+    Fenced,
+}
+
+type BatchHook = Box<dyn Fn(BatchOutcome) + Send + Sync>;
 
 /// Whether the writer can still make anything durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +237,13 @@ impl WriterHandle {
         self.shared.queued_events.load(Ordering::Acquire)
     }
 
+    /// Calls `hook` with the outcome of every batch from now on (e.g. to feed a circuit
+    /// breaker once per batch rather than once per job). Only the first hook set is kept;
+    /// `false` if one was set already.
+    pub fn on_batch(&self, hook: impl Fn(BatchOutcome) + Send + Sync + 'static) -> bool {
+        self.shared.on_batch.set(Box::new(hook)).is_ok()
+    }
+
     /// The writer's health now.
     pub fn health(&self) -> WriterHealth {
         *self.shared.health.borrow()
@@ -289,6 +315,7 @@ impl Writer {
             queued_batch: AtomicU64::new(first_batch_id.0 - 1),
             committed_batch: AtomicU64::new(first_batch_id.0 - 1),
             health: watch::Sender::new(WriterHealth::Running),
+            on_batch: std::sync::OnceLock::new(),
         });
         let writer = Writer {
             store,
@@ -458,6 +485,15 @@ impl Writer {
                 Err(CommitError::Fenced)
             }
         };
+        let told = match (reply, &returned) {
+            (Ok(_), _) => BatchOutcome::Committed,
+            (Err(CommitError::Fenced), _) => BatchOutcome::Fenced,
+            (Err(CommitError::Failed), Some(_)) => BatchOutcome::Refused,
+            (Err(CommitError::Failed), None) => BatchOutcome::StoreFault,
+        };
+        if let Some(hook) = self.shared.on_batch.get() {
+            hook(told);
+        }
         (reply, returned)
     }
 

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kataar_domain::*;
 use kataar_store::fixtures::{at, booking, geography, person_key, session};
-use kataar_store::{CommitError, Store, StoreError, SubmitError, Writer, WriterConfig};
+use kataar_store::{
+    BatchOutcome, CommitError, Store, StoreError, SubmitError, Writer, WriterConfig,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -446,6 +448,7 @@ enum Mode {
     CommitThenInDoubt,
     InDoubtWithoutCommit,
     Gated,
+    GatedFail,
 }
 
 impl Faulty {
@@ -479,11 +482,14 @@ impl Store for Faulty {
                 Err(StoreError::InDoubt)
             }
             Mode::InDoubtWithoutCommit => Err(StoreError::InDoubt),
-            Mode::Gated => {
+            Mode::Gated | Mode::GatedFail => {
                 if !self.entered_flag.swap(true, Ordering::AcqRel) {
                     self.entered.notify_one();
                 }
                 self.gate.acquire().await.unwrap().forget();
+                if self.mode == Mode::GatedFail {
+                    return Err(StoreError::Unavailable("injected".into()));
+                }
                 self.inner.commit(id, epoch, events).await
             }
         }
@@ -558,6 +564,10 @@ async fn writer_refuses_only_the_offending_job_of_a_batch(store: Arc<dyn Store>)
     store.commit(BatchId(2), epoch, &taken).await.unwrap();
     let gated = Faulty::new(store.clone(), Mode::Gated);
     let (h, j) = Writer::spawn(gated.clone(), WriterConfig::default(), epoch, BatchId(3));
+    let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = told.clone();
+    assert!(h.on_batch(move |o| sink.lock().unwrap().push(o)));
+    assert!(!h.on_batch(|_| {}), "one hook only");
     // A first batch holds the writer in its commit while five jobs queue up behind it: they are
     // taken as one batch.
     let plug = h
@@ -595,6 +605,49 @@ async fn writer_refuses_only_the_offending_job_of_a_batch(store: Arc<dyn Store>)
     let mut ids: Vec<u64> = snap.bookings.iter().map(|b| b.booking_id.0).collect();
     ids.sort_unstable();
     assert_eq!(ids, vec![7000, 7001, 7002, 7004, 7005]);
+    // A constraint refusal is not a store fault: a breaker fed from the hook stays closed.
+    let told = told.lock().unwrap().clone();
+    assert!(!told.contains(&BatchOutcome::StoreFault), "{told:?}");
+    assert!(told.contains(&BatchOutcome::Refused), "{told:?}");
+}
+
+/// A batch the store fails is one store fault however many jobs it carries.
+async fn writer_reports_a_failed_batch_once(store: Arc<dyn Store>) {
+    let epoch = store.acquire_epoch().await.unwrap();
+    setup(&store, epoch, 1).await;
+    let gated = Faulty::new(store.clone(), Mode::GatedFail);
+    let (h, j) = Writer::spawn(gated.clone(), WriterConfig::default(), epoch, BatchId(2));
+    let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = told.clone();
+    h.on_batch(move |o| sink.lock().unwrap().push(o));
+    let plug = h
+        .submit(vec![Event::BookingCreated(booking(7000, 600, 1000, 3001))])
+        .unwrap();
+    gated.entered.notified().await;
+    let tickets: Vec<_> = (1..=50u64)
+        .map(|n| {
+            h.submit(vec![Event::BookingCreated(booking(
+                7000 + n,
+                600 + n,
+                1000,
+                3001,
+            ))])
+            .unwrap()
+        })
+        .collect();
+    gated.gate.add_permits(64);
+    assert_eq!(plug.await, Err(CommitError::Failed));
+    for t in tickets {
+        assert_eq!(t.await, Err(CommitError::Failed));
+    }
+    h.shutdown();
+    j.await.unwrap();
+    let told = told.lock().unwrap().clone();
+    assert_eq!(
+        told,
+        vec![BatchOutcome::StoreFault, BatchOutcome::StoreFault],
+        "51 jobs in two batches are two faults"
+    );
 }
 
 async fn writer_queue_full_refuses_at_once(store: Arc<dyn Store>) {
@@ -670,6 +723,7 @@ conformance!(
     fencing_old_epoch_writes_nothing,
     writer_batches_a_burst,
     writer_failed_and_in_doubt_commits,
+    writer_reports_a_failed_batch_once,
     writer_refuses_only_the_offending_job_of_a_batch,
     writer_queue_full_refuses_at_once,
 );
