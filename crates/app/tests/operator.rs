@@ -1803,3 +1803,71 @@ async fn operator_writes_apply_once_under_an_idempotency_key_also_across_a_resta
     assert_eq!(bad.0, StatusCode::BAD_REQUEST, "{}", bad.2);
     srv.finish().await;
 }
+
+#[tokio::test]
+async fn a_session_cancel_waits_for_a_check_in_that_is_committing() {
+    let srv = TestServer::embedded().await;
+    let admin = srv.admin_key.clone();
+    let st = &srv.state;
+    let today = st.today();
+    let c = create_centre(&srv, &admin, "Arera Colony").await["centre_id"]
+        .as_u64()
+        .unwrap();
+    let session = create_session(&srv, &admin, session_body(c, today, "COVISHIELD")).await;
+    let sid = SessionId(session["session_id"].as_u64().unwrap());
+    let booking = BookingId(
+        citizen_booking(
+            &srv,
+            "9876500201",
+            401,
+            sid.0,
+            slot_id(&session, 0),
+            Dose::One,
+            today,
+        )
+        .await,
+    );
+    // A check-in decided, its commit not yet awaited.
+    let check_in = st
+        .inv
+        .check_in(booking, &kataar_inventory::Scope::All, st.now())
+        .unwrap();
+    assert_eq!(st.inv.session_busy_bookings(sid), 1);
+
+    let http = srv.http.clone();
+    let url = format!("{}/v1/admin/sessions/{}/cancel", srv.base, sid.0);
+    let key = admin.clone();
+    let cancel = tokio::spawn(async move { http.post(url).bearer_auth(key).send().await });
+    let mut closing = false;
+    for _ in 0..2_000 {
+        if st.inv.session(sid).unwrap().closed {
+            closing = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(closing, "the cancel never started");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(
+        !cancel.is_finished(),
+        "the cancel did not wait for the check-in"
+    );
+
+    // The check-in commits; then the cancel takes the booking with the session.
+    let checked = commit(st, check_in).await.unwrap();
+    assert_eq!(checked.status, BookingStatus::CheckedIn);
+    let resp = cancel.await.unwrap().unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["bookings_cancelled"], 1, "{v}");
+    let b = st
+        .inv
+        .booking(booking, &kataar_inventory::Scope::All)
+        .unwrap();
+    assert_eq!(b.status, BookingStatus::Cancelled);
+    let view = st.inv.session(sid).unwrap();
+    assert!(view.session.cancelled);
+    assert_eq!(view.totals().booked, 0, "the place was not given back");
+    assert_eq!(view.totals().checked_in, 0);
+    srv.finish().await;
+}

@@ -128,6 +128,9 @@ fn closed(cell: &SessionCell, record: &Session, today: NaiveDate) -> bool {
     record.cancelled || cell.closing.load(Ordering::SeqCst) || record.date < today
 }
 
+/// Why a booking cannot be changed at this instant: another change of it is committing.
+pub const BOOKING_BUSY: &str = "the booking is being changed right now; retry in a moment";
+
 impl Inventory {
     fn lock_pool_session(&self, id: SessionId) -> Result<Arc<SessionCell>, BookingError> {
         self.session_cell(id).ok_or(BookingError::NotFound)
@@ -316,9 +319,7 @@ impl Inventory {
             return Err(BookingError::NotFound);
         }
         if entry.busy {
-            return Err(BookingError::BookingState(
-                "the booking is being changed right now; retry in a moment",
-            ));
+            return Err(BookingError::BookingState(BOOKING_BUSY));
         }
         if !allowed.contains(&b.status) {
             return Err(BookingError::BookingState(refusal));
@@ -1050,6 +1051,18 @@ impl Inventory {
         }
     }
 
+    /// Bookings of a session being changed right now (a check-in, cancel, reschedule or dose
+    /// in flight): [`Inventory::cancel_session`] waits for them.
+    pub fn session_busy_bookings(&self, id: SessionId) -> usize {
+        let Some(cell) = self.session_cell(id) else {
+            return 0;
+        };
+        let ids: Vec<BookingId> = cell.bookings.lock().clone();
+        ids.iter()
+            .filter(|b| self.bookings.get(b).is_some_and(|e| e.busy))
+            .count()
+    }
+
     /// Bookings of a session being decided or committed right now.
     pub fn session_inflight(&self, id: SessionId) -> u32 {
         self.session_cell(id)
@@ -1069,12 +1082,19 @@ impl Inventory {
         let mut fin = Finisher::new();
         let mut cancelled = Vec::new();
         for bid in ids {
-            let Ok((booking, claim)) = self.claim_booking(
+            let claimed = self.claim_booking(
                 bid,
                 &Scope::All,
                 &[BookingStatus::Booked, BookingStatus::CheckedIn],
                 "",
-            ) else {
+            );
+            let Ok((booking, claim)) = claimed else {
+                if self.bookings.get(&bid).is_some_and(|e| e.busy) {
+                    // A check-in, cancel or reschedule of it is committing: its outcome decides
+                    // whether it is live, so the whole cancellation waits for it.
+                    self.finish(fin, false);
+                    return Err(BookingError::BookingState(BOOKING_BUSY));
+                }
                 continue;
             };
             let Some(pool) = self.pool_cell(booking.pool_id) else {

@@ -324,20 +324,28 @@ pub async fn cancel(
             return Ok(Json(session_json(&view)));
         }
         state.inv.close_session(id, &op.scope()).or_api()?;
+        // Wait for the bookings being decided and for every change of a booking in flight
+        // (a check-in committing now must not leave a live booking in a cancelled session).
         let deadline = tokio::time::Instant::now() + state.commit_wait;
-        while state.inv.session_inflight(id) > 0 {
+        let prepared = loop {
+            let settled =
+                state.inv.session_inflight(id) == 0 && state.inv.session_busy_bookings(id) == 0;
+            if settled {
+                match state.inv.cancel_session(id, state.now()) {
+                    Ok(p) => break p,
+                    // A change started between the look and the cancel: wait for it too.
+                    Err(_) if state.inv.session_busy_bookings(id) > 0 => {}
+                    Err(e) => {
+                        state.inv.reopen_session(id);
+                        return Err(crate::errors::api_error(e));
+                    }
+                }
+            }
             if tokio::time::Instant::now() >= deadline {
                 state.inv.reopen_session(id);
                 return Err(ApiError::store_unavailable(STORE_RETRY_AFTER_S));
             }
             tokio::time::sleep(Duration::from_millis(CANCEL_POLL_MS)).await;
-        }
-        let prepared = match state.inv.cancel_session(id, state.now()) {
-            Ok(p) => p,
-            Err(e) => {
-                state.inv.reopen_session(id);
-                return Err(crate::errors::api_error(e));
-            }
         };
         let booked = view.totals().booked;
         // A failed commit reopens the session through the operation's own undo.
