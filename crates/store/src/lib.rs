@@ -10,6 +10,7 @@
 //! - [`writer`]: the group-commit [`Writer`]: a bounded queue (in events), natural batching,
 //!   epoch fencing, in-doubt commits resolved by read-back.
 //! - [`migrations`]: embedded, ordered schema migrations for both backends.
+//! - `tls`: TLS of PostgreSQL connections (`sslmode=require`: rustls, libpq's semantics).
 //! - [`metrics`]: the `kataar_store_*` metric names and buckets.
 //! - `fixtures` (hidden): synthetic drive data for tests, benches and the tools.
 //! - [`error`]: [`StoreError`]; messages carry no SQL, values or secrets.
@@ -29,6 +30,7 @@ mod plan;
 pub mod postgres;
 pub mod sqlite;
 pub mod store;
+mod tls;
 pub mod writer;
 
 pub use error::StoreError;

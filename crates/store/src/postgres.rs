@@ -11,6 +11,7 @@ use crate::error::{from_pg, from_pool, StoreError};
 use crate::migrations::{PG_MIGRATIONS, PG_MIGRATION_LOCK_KEY, SCHEMA_MIGRATIONS_SQL};
 use crate::plan::Plan;
 use crate::store::{idempotency_cutoff, Store, AUDIT_PAGE_MAX};
+use crate::tls::Tls;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool as PgPool, RecyclingMethod, Runtime};
@@ -63,6 +64,16 @@ impl Default for PgOptions {
     }
 }
 
+/// Drives the commit connection until it ends.
+async fn watch_commit_connection<F>(connection: F)
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+{
+    if connection.await.is_err() {
+        tracing::debug!("store commit connection ended");
+    }
+}
+
 /// The connection commits go through, with its backend pid and prepared statements.
 struct CommitConn {
     client: Client,
@@ -74,6 +85,7 @@ struct CommitConn {
 pub struct PgStore {
     pool: PgPool,
     pg_config: tokio_postgres::Config,
+    tls: Tls,
     commit_conn: tokio::sync::Mutex<Option<CommitConn>>,
     /// Backend pid of each commit in flight (at most one: commits share one connection).
     in_flight: std::sync::Mutex<HashMap<BatchId, i32>>,
@@ -96,13 +108,16 @@ impl PgStore {
         if pg_config.get_application_name().is_none() {
             pg_config.application_name("kataar");
         }
-        let manager = Manager::from_config(
-            pg_config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let tls = Tls::for_config(&pg_config)?;
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            Tls::Plain => Manager::from_config(pg_config.clone(), NoTls, manager_config),
+            Tls::Rustls(connector) => {
+                Manager::from_config(pg_config.clone(), connector.clone(), manager_config)
+            }
+        };
         let pool = PgPool::builder(manager)
             .max_size(options.pool_size_max.max(1))
             .wait_timeout(Some(options.pool_wait_timeout))
@@ -114,6 +129,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             pg_config,
+            tls,
             commit_conn: tokio::sync::Mutex::new(None),
             in_flight: std::sync::Mutex::new(HashMap::new()),
         };
@@ -128,17 +144,32 @@ impl PgStore {
         self.pool.get().await.map_err(|e| from_pool(&e))
     }
 
+    /// Whether the store's connections are encrypted (`sslmode=require`).
+    pub fn encrypted(&self) -> bool {
+        self.tls.encrypted()
+    }
+
     async fn open_commit_conn(&self) -> Result<CommitConn, StoreError> {
-        let (client, connection) = self
-            .pg_config
-            .connect(NoTls)
-            .await
-            .map_err(|e| from_pg(&e))?;
-        tokio::spawn(async move {
-            if connection.await.is_err() {
-                tracing::debug!("store commit connection ended");
+        let client = match &self.tls {
+            Tls::Plain => {
+                let (client, connection) = self
+                    .pg_config
+                    .connect(NoTls)
+                    .await
+                    .map_err(|e| from_pg(&e))?;
+                tokio::spawn(watch_commit_connection(connection));
+                client
             }
-        });
+            Tls::Rustls(connector) => {
+                let (client, connection) = self
+                    .pg_config
+                    .connect(connector.clone())
+                    .await
+                    .map_err(|e| from_pg(&e))?;
+                tokio::spawn(watch_commit_connection(connection));
+                client
+            }
+        };
         let pid: i32 = client
             .query_one("SELECT pg_backend_pid()", &[])
             .await

@@ -770,3 +770,53 @@ async fn postgres_in_doubt_commit_is_resolved_by_read_back() {
     assert_eq!(snap.bookings.len(), 1);
     assert_eq!(pool_booked(&snap, 3001), (1, 10));
 }
+
+/// `sslmode=require`: the pool's and the commit connection are TLS (the local server offers
+/// it), commits and reads work over them; without it nothing is encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sslmode_require_encrypts_every_connection() {
+    let db = common::PgDb::create().await;
+    let (admin, conn) = tokio_postgres::connect(common::PG_ADMIN, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let offered: String = admin.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    assert_eq!(offered, "on", "the test server must offer TLS");
+    let url = format!("{}?sslmode=require", db.url);
+    let pg = Arc::new(
+        kataar_store::PgStore::connect(&url, kataar_store::PgOptions::default())
+            .await
+            .unwrap(),
+    );
+    assert!(pg.encrypted());
+    let store = common::dyn_store(pg.clone());
+    let epoch = store.acquire_epoch().await.unwrap();
+    setup(&store, epoch, 1).await;
+    let (h, j) = Writer::spawn(store.clone(), WriterConfig::default(), epoch, BatchId(2));
+    let ticket = h
+        .submit(vec![Event::BookingCreated(booking(7000, 600, 1000, 3001))])
+        .unwrap();
+    assert_eq!(ticket.await, Ok(BatchId(2)));
+    assert_eq!(store.load().await.unwrap().bookings.len(), 1);
+    let rows = admin
+        .query(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE a.datname = $1",
+            &[&db.name],
+        )
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| r.get::<_, bool>(0)),
+        "a connection of the store is not encrypted"
+    );
+    h.shutdown();
+    j.await.unwrap();
+    drop(store);
+    drop(pg);
+
+    // The default stays plain.
+    let plain = db.store().await;
+    assert!(!plain.encrypted());
+}
