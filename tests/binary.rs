@@ -711,3 +711,179 @@ async fn embedded_store_without_its_secrets_file_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     fresh_data_dir_beside_existing_database(None, dir.path()).await;
 }
+
+/// A server whose writer is fenced by a newer server on the same database stops the orderly
+/// way and exits 1, saying why; the newer one serves and is ready.
+#[tokio::test]
+async fn a_fenced_server_stops_and_exits_non_zero() {
+    let name = format!("kataar_bin_fence_{}", std::process::id());
+    let admin = pg_admin().await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target {
+        database_url: Some(format!("postgres://postgres@127.0.0.1:5432/{name}")),
+        data_dir: dir.path().join("data"),
+    };
+    let otp_file = dir.path().join("otp.jsonl");
+    let http = reqwest::Client::new();
+    let old = Server::start_with_demo(&target, &otp_file);
+    let key = create_key(&target, &["--role", "admin"]);
+    let ready = http
+        .get(format!("{}/readyz", old.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // A second server on the same database takes the writer epoch.
+    let new = Server::start(&target, &otp_file);
+    let ready = http
+        .get(format!("{}/readyz", new.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // The old server's next commit is refused by the fence: it answers 503 and stops.
+    let body = json!({"name": "PHC Fenced", "state_id": 20, "district_id": 312, "pincode": "462001",
+        "address": "Kolar Road", "block_name": "Huzur", "lat": 23.2, "long": 77.4, "fee_type": "free"});
+    let (s, v) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/v1/admin/centres", old.base),
+        Some(&key),
+        Some(body.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(s, 503, "{v}");
+    let mut old = old;
+    let mut code = None;
+    for _ in 0..300 {
+        if let Some(status) = old.child.try_wait().unwrap() {
+            code = status.code();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = old.log.lock().unwrap().clone();
+    assert_eq!(code, Some(1), "the fenced server did not exit 1: {log}");
+    assert!(log.contains("fenced"), "{log}");
+
+    // The newer server commits.
+    let (s, v) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/v1/admin/centres", new.base),
+        Some(&key),
+        Some(body),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let _ = new.kill9();
+    let _ = admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&name],
+        )
+        .await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+}
+
+/// `/readyz` follows the store: when the database stops taking connections it turns `503
+/// not_ready` with the reason within seconds, and `200` again once the database is back.
+#[tokio::test]
+async fn readyz_follows_the_stores_reachability() {
+    let name = format!("kataar_bin_ready_{}", std::process::id());
+    let admin = pg_admin().await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target {
+        database_url: Some(format!("postgres://postgres@127.0.0.1:5432/{name}")),
+        data_dir: dir.path().join("data"),
+    };
+    let server = Server::start(&target, &dir.path().join("otp.jsonl"));
+    let http = reqwest::Client::new();
+    let readyz = format!("{}/readyz", server.base);
+    let ready = http.get(&readyz).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // The database refuses every connection, and those it had are cut.
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&name],
+        )
+        .await
+        .unwrap();
+    let cut = std::time::Instant::now();
+    let body = loop {
+        let r = http.get(&readyz).send().await.unwrap();
+        if r.status() == 503 {
+            break r.json::<Value>().await.unwrap();
+        }
+        assert!(
+            cut.elapsed() < Duration::from_secs(15),
+            "still ready 15 s after the cut"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(body["error"]["code"], "not_ready", "{body}");
+    assert!(
+        body["error"]["details"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("store")),
+        "{body}"
+    );
+
+    // Back: ready again without a restart.
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    let back = std::time::Instant::now();
+    loop {
+        let r = http.get(&readyz).send().await.unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "not ready 15 s after the store came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = server.kill9();
+    let _ = admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&name],
+        )
+        .await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+}
