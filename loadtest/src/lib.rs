@@ -25,6 +25,7 @@
 
 pub mod baseline;
 pub mod compare;
+pub mod drill;
 pub mod exec;
 pub mod html;
 pub mod kataar;

@@ -117,6 +117,30 @@ enum Cmd {
         #[arg(long, default_value = "loadtest-out/replay")]
         out: PathBuf,
     },
+    /// The hardening drill: ordinary citizens under hostile traffic (tricklers, idle
+    /// connections, failing bookings, noisy queries); writes drill.json.
+    Drill {
+        /// The `kataar` binary (a release build).
+        #[arg(long, default_value = "target/release/kataar")]
+        bin: PathBuf,
+        /// PostgreSQL server (a fresh database is made on it and dropped after).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database_url: String,
+        #[arg(long, default_value_t = 60.0)]
+        duration_s: f64,
+        #[arg(long, default_value_t = 1_000)]
+        tricklers: usize,
+        #[arg(long, default_value_t = 5_000)]
+        idle: usize,
+        #[arg(long, default_value_t = 100_000)]
+        failing: u64,
+        #[arg(long, default_value_t = 100_000)]
+        noisy: u64,
+        #[arg(long, default_value_t = 600)]
+        citizens: usize,
+        #[arg(long, default_value = "loadtest-out/drill")]
+        out: PathBuf,
+    },
     /// Everything side by side on this box; writes report.json, summary.md and charts.
     Compare {
         #[arg(long)]
@@ -350,6 +374,31 @@ async fn main() -> anyhow::Result<()> {
                 let st = sched::run_open(reader, exec, &cfg).await;
                 write_single(&out, "replay", &st, d)?;
             }
+        }
+        Cmd::Drill {
+            bin,
+            database_url,
+            duration_s,
+            tricklers,
+            idle,
+            failing,
+            noisy,
+            citizens,
+            out,
+        } => {
+            let plan = kataar_loadgen::drill::DrillPlan {
+                bin,
+                database_url,
+                duration: std::time::Duration::from_secs_f64(duration_s.max(1.0)),
+                tricklers,
+                idle,
+                failing,
+                noisy,
+                citizens,
+                out,
+            };
+            let report = kataar_loadgen::drill::run(plan).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Cmd::Compare {
             quick,
