@@ -457,9 +457,9 @@ async fn pg_admin() -> tokio_postgres::Client {
     client
 }
 
-#[tokio::test]
-async fn postgres_day_with_sigkill_and_restart() {
-    let name = format!("kataar_bin_{}", std::process::id());
+/// A fresh database `name` (dropped first if a failed run left it), a temporary directory and
+/// the target naming both.
+async fn fresh_postgres(name: &str) -> (tokio_postgres::Client, tempfile::TempDir, Target) {
     let admin = pg_admin().await;
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
@@ -474,7 +474,11 @@ async fn postgres_day_with_sigkill_and_restart() {
         database_url: Some(format!("postgres://postgres@127.0.0.1:5432/{name}")),
         data_dir: dir.path().join("data"),
     };
-    let outcome = tokio::spawn(journey(target, dir.path().join("otp.jsonl"))).await;
+    (admin, dir, target)
+}
+
+/// Cuts the database's connections and drops it.
+async fn drop_postgres(admin: &tokio_postgres::Client, name: &str) {
     let _ = admin
         .execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
@@ -485,6 +489,14 @@ async fn postgres_day_with_sigkill_and_restart() {
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn postgres_day_with_sigkill_and_restart() {
+    let name = format!("kataar_bin_{}", std::process::id());
+    let (admin, dir, target) = fresh_postgres(&name).await;
+    let outcome = tokio::spawn(journey(target, dir.path().join("otp.jsonl"))).await;
+    drop_postgres(&admin, &name).await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
@@ -691,16 +703,7 @@ async fn postgres_fresh_data_dir_needs_the_database_secrets() {
             async move { fresh_data_dir_beside_existing_database(Some(url), &path).await },
         )
         .await;
-    let _ = admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-            &[&name],
-        )
-        .await;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await
-        .unwrap();
+    drop_postgres(&admin, &name).await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
@@ -717,20 +720,7 @@ async fn embedded_store_without_its_secrets_file_refuses_to_start() {
 #[tokio::test]
 async fn a_fenced_server_stops_and_exits_non_zero() {
     let name = format!("kataar_bin_fence_{}", std::process::id());
-    let admin = pg_admin().await;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let target = Target {
-        database_url: Some(format!("postgres://postgres@127.0.0.1:5432/{name}")),
-        data_dir: dir.path().join("data"),
-    };
+    let (admin, dir, target) = fresh_postgres(&name).await;
     let otp_file = dir.path().join("otp.jsonl");
     let http = reqwest::Client::new();
     let old = Server::start_with_demo(&target, &otp_file);
@@ -789,16 +779,7 @@ async fn a_fenced_server_stops_and_exits_non_zero() {
     .await;
     assert_eq!(s, 201, "{v}");
     let _ = new.kill9();
-    let _ = admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-            &[&name],
-        )
-        .await;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await
-        .unwrap();
+    drop_postgres(&admin, &name).await;
 }
 
 /// `/readyz` follows the store: when the database stops taking connections it turns `503
@@ -806,20 +787,7 @@ async fn a_fenced_server_stops_and_exits_non_zero() {
 #[tokio::test]
 async fn readyz_follows_the_stores_reachability() {
     let name = format!("kataar_bin_ready_{}", std::process::id());
-    let admin = pg_admin().await;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let target = Target {
-        database_url: Some(format!("postgres://postgres@127.0.0.1:5432/{name}")),
-        data_dir: dir.path().join("data"),
-    };
+    let (admin, dir, target) = fresh_postgres(&name).await;
     let server = Server::start(&target, &dir.path().join("otp.jsonl"));
     let http = reqwest::Client::new();
     let readyz = format!("{}/readyz", server.base);
@@ -876,14 +844,5 @@ async fn readyz_follows_the_stores_reachability() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let _ = server.kill9();
-    let _ = admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-            &[&name],
-        )
-        .await;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await
-        .unwrap();
+    drop_postgres(&admin, &name).await;
 }
