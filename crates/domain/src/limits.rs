@@ -24,6 +24,13 @@ pub const IDEMPOTENCY_REFUSED_TTL_S: u64 = 10 * 60;
 /// cancelling both doses stays far below it.
 pub const IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX: usize = 64;
 
+/// Idempotency records one operator key may hold ([`crate::OperatorId::idempotency_scope`]):
+/// the console sends a key with every action, and a busy centre checks in, vaccinates and
+/// registers walk-ins by the thousand in a day, each kept 24 h. At the bound as for an account
+/// (oldest refusal evicted, else `429 too_many_requests`). About 1 KiB each with its answer, so
+/// one key holds at most ~20 MiB.
+pub const IDEMPOTENCY_RECORDS_PER_OPERATOR_KEY_MAX: usize = 20_000;
+
 /// Estimated heap bytes of the whole in-memory idempotency index (256 MiB). Past it the oldest
 /// refusals are evicted, and a new refusal is not remembered when none is left; successes are
 /// kept for their 24 h (about 250 bytes each besides the answer).
@@ -68,3 +75,6 @@ const _: () = assert!(PAGE_LIMIT_DEFAULT <= PAGE_LIMIT_MAX);
 const _: () = assert!(BENEFICIARIES_PER_ACCOUNT_MAX >= 1);
 const _: () = assert!(IDEMPOTENCY_REFUSED_TTL_S < IDEMPOTENCY_TTL_S);
 const _: () = assert!(IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX >= 2 * BENEFICIARIES_PER_ACCOUNT_MAX);
+// An operator key does the work of many accounts in a day.
+const _: () =
+    assert!(IDEMPOTENCY_RECORDS_PER_OPERATOR_KEY_MAX > IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX);

@@ -10,7 +10,9 @@
 //! - A **refusal** (a 4xx answer: nothing changed) is kept [`IDEMPOTENCY_REFUSED_TTL_S`] only:
 //!   long enough for a client's retries to get the same answer, short enough that a flood of
 //!   failing attempts does not pile up for a day. After that the key runs again.
-//! - An account holds at most [`IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX`] records. A new key at the
+//! - An account holds at most [`IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX`] records, an operator key's
+//!   scope ([`kataar_domain::OperatorId::idempotency_scope`]) at most
+//!   [`IDEMPOTENCY_RECORDS_PER_OPERATOR_KEY_MAX`]. A new key at the
 //!   bound evicts that account's oldest refusal; if every record is a success (or running), the
 //!   claim is refused ([`IdemBegin::AccountFull`], `429` for the client) until one expires.
 //! - The whole index is bounded by [`IDEMPOTENCY_INDEX_BYTES_MAX`] (an estimate of the heap it
@@ -25,9 +27,10 @@
 
 use chrono::{DateTime, Utc};
 use kataar_domain::limits::{
-    IDEMPOTENCY_INDEX_BYTES_MAX, IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX, IDEMPOTENCY_REFUSED_TTL_S,
-    IDEMPOTENCY_TTL_S,
+    IDEMPOTENCY_INDEX_BYTES_MAX, IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX,
+    IDEMPOTENCY_RECORDS_PER_OPERATOR_KEY_MAX, IDEMPOTENCY_REFUSED_TTL_S, IDEMPOTENCY_TTL_S,
 };
+use kataar_domain::OPERATOR_IDEMPOTENCY_BASE;
 use kataar_domain::{AccountId, IdempotencyRecord};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -116,6 +119,7 @@ pub struct IdemIndex {
     entries: AtomicUsize,
     bytes_max: usize,
     per_account_max: usize,
+    per_operator_max: usize,
 }
 
 impl Default for IdemIndex {
@@ -151,6 +155,21 @@ impl IdemIndex {
             entries: AtomicUsize::new(0),
             bytes_max,
             per_account_max: per_account_max.max(1),
+            per_operator_max: IDEMPOTENCY_RECORDS_PER_OPERATOR_KEY_MAX,
+        }
+    }
+
+    /// The same index with `per_operator_max` records per operator key's scope.
+    pub fn with_operator_bound(mut self, per_operator_max: usize) -> IdemIndex {
+        self.per_operator_max = per_operator_max.max(1);
+        self
+    }
+
+    fn records_max(&self, account: AccountId) -> usize {
+        if account.0 >= OPERATOR_IDEMPOTENCY_BASE {
+            self.per_operator_max
+        } else {
+            self.per_account_max
         }
     }
 
@@ -193,7 +212,7 @@ impl IdemIndex {
             }
             freed = (old.bytes(), 1);
         }
-        if recs.len() >= self.per_account_max {
+        if recs.len() >= self.records_max(account) {
             let oldest_refused = recs
                 .iter()
                 .enumerate()
@@ -565,6 +584,33 @@ mod tests {
         ));
         assert_eq!(idx.begin(a, "s1", "h", now), IdemBegin::Replay(answer(201)));
         assert_eq!(idx.begin(AccountId(4), "r3", "h", now), IdemBegin::Fresh);
+    }
+
+    #[test]
+    fn an_operator_key_holds_more_successes_than_an_account() {
+        use kataar_domain::OperatorId;
+        let idx = IdemIndex::with_bounds(usize::MAX, 2).with_operator_bound(5);
+        let now = Utc::now();
+        let op = OperatorId(7).idempotency_scope();
+        for n in 0..5 {
+            let k = format!("check-in-{n}");
+            assert_eq!(idx.begin(op, &k, "h", now), IdemBegin::Fresh, "{k}");
+            idx.complete(op, &k, "h", answer(200), now);
+        }
+        // At its own bound the key is full; a citizen account stops at its smaller one.
+        assert!(matches!(
+            idx.begin(op, "check-in-5", "h", now),
+            IdemBegin::AccountFull { .. }
+        ));
+        let a = AccountId(7);
+        for k in ["b1", "b2"] {
+            assert_eq!(idx.begin(a, k, "h", now), IdemBegin::Fresh);
+            idx.complete(a, k, "h", answer(201), now);
+        }
+        assert!(matches!(
+            idx.begin(a, "b3", "h", now),
+            IdemBegin::AccountFull { .. }
+        ));
     }
 
     #[test]

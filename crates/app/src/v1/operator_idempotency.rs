@@ -19,8 +19,9 @@
 //!   [`super::commit_answered`]) is kept in memory only: running it again is harmless.
 //!
 //! Records are scoped per operator key ([`kataar_domain::OperatorId::idempotency_scope`]), so
-//! two keys never see each other's answers, and each key is bounded like a citizen account
-//! ([`kataar_domain::limits::IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX`]).
+//! two keys never see each other's answers, and each key holds at most
+//! [`kataar_domain::limits::IDEMPOTENCY_RECORDS_PER_OPERATOR_KEY_MAX`] records (a centre's busy
+//! day of check-ins, each kept 24 h; at the bound as for an account).
 
 use crate::auth::Operator;
 use crate::durable::{self, ClaimedKey};
