@@ -39,6 +39,10 @@ pub struct DrillPlan {
     pub noisy: u64,
     /// Ordinary citizens (one booking each, spread over the run).
     pub citizens: usize,
+    /// How long to keep the server running after the hostile traffic before reading its RSS
+    /// and idempotency index again (past `IDEMPOTENCY_REFUSED_TTL_S` + a sweep, the refusals
+    /// have expired); 0 skips the second reading.
+    pub hold: Duration,
     /// Where the report goes.
     pub out: PathBuf,
 }
@@ -359,6 +363,23 @@ pub async fn run(plan: DrillPlan) -> anyhow::Result<Value> {
         .await?;
     let idem_records = crate::kataar::metric_value(&metrics, "kataar_idempotency_records");
     let idem_bytes = crate::kataar::metric_value(&metrics, "kataar_idempotency_bytes");
+    let mut after_hold = Value::Null;
+    if !plan.hold.is_zero() {
+        tokio::time::sleep(plan.hold).await;
+        let metrics = setup
+            .get(0)
+            .get(format!("{base}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        after_hold = json!({
+            "held_s": plan.hold.as_secs_f64(),
+            "rss_kib": rss_kib(server.pid),
+            "idempotency_records": crate::kataar::metric_value(&metrics, "kataar_idempotency_records"),
+            "idempotency_bytes": crate::kataar::metric_value(&metrics, "kataar_idempotency_bytes"),
+        });
+    }
     let clean_stop = server.stop().await;
 
     // Restart: every acknowledged booking is there.
@@ -393,6 +414,7 @@ pub async fn run(plan: DrillPlan) -> anyhow::Result<Value> {
         },
         "rss_kib": {"before": rss_before, "after": rss_after},
         "idempotency": {"records": idem_records, "bytes": idem_bytes},
+        "after_hold": after_hold,
         "restart": {"clean_stop": clean_stop, "acknowledged_present": present,
             "acknowledged": acknowledged.len(), "clean_second_stop": clean_second_stop},
     });

@@ -138,6 +138,10 @@ enum Cmd {
         noisy: u64,
         #[arg(long, default_value_t = 600)]
         citizens: usize,
+        /// Seconds to keep the server up afterwards before reading RSS and the idempotency
+        /// index again (660: the refusals have expired and been swept).
+        #[arg(long, default_value_t = 0.0)]
+        hold_s: f64,
         #[arg(long, default_value = "loadtest-out/drill")]
         out: PathBuf,
     },
@@ -384,6 +388,7 @@ async fn main() -> anyhow::Result<()> {
             failing,
             noisy,
             citizens,
+            hold_s,
             out,
         } => {
             let plan = kataar_loadgen::drill::DrillPlan {
@@ -395,6 +400,7 @@ async fn main() -> anyhow::Result<()> {
                 failing,
                 noisy,
                 citizens,
+                hold: std::time::Duration::from_secs_f64(hold_s.max(0.0)),
                 out,
             };
             let report = kataar_loadgen::drill::run(plan).await?;
