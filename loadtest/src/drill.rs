@@ -361,6 +361,7 @@ pub async fn run(plan: DrillPlan) -> anyhow::Result<Value> {
         .await?
         .text()
         .await?;
+    let rss_after_scrape = rss_kib(server.pid);
     let idem_records = crate::kataar::metric_value(&metrics, "kataar_idempotency_records");
     let idem_bytes = crate::kataar::metric_value(&metrics, "kataar_idempotency_bytes");
     let mut after_hold = Value::Null;
@@ -412,7 +413,8 @@ pub async fn run(plan: DrillPlan) -> anyhow::Result<Value> {
             "failing_bookings_refused_429": failing_refused.load(Ordering::Relaxed),
             "noisy_queries": plan.noisy,
         },
-        "rss_kib": {"before": rss_before, "after": rss_after},
+        "rss_kib": {"before": rss_before, "after": rss_after,
+            "after_metrics_scrape": rss_after_scrape},
         "idempotency": {"records": idem_records, "bytes": idem_bytes},
         "after_hold": after_hold,
         "restart": {"clean_stop": clean_stop, "acknowledged_present": present,
