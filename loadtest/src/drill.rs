@@ -367,6 +367,7 @@ pub async fn run(plan: DrillPlan) -> anyhow::Result<Value> {
     let mut after_hold = Value::Null;
     if !plan.hold.is_zero() {
         tokio::time::sleep(plan.hold).await;
+        let rss_held = rss_kib(server.pid);
         let metrics = setup
             .get(0)
             .get(format!("{base}/metrics"))
@@ -376,7 +377,8 @@ pub async fn run(plan: DrillPlan) -> anyhow::Result<Value> {
             .await?;
         after_hold = json!({
             "held_s": plan.hold.as_secs_f64(),
-            "rss_kib": rss_kib(server.pid),
+            "rss_kib": rss_held,
+            "rss_kib_after_metrics_scrape": rss_kib(server.pid),
             "idempotency_records": crate::kataar::metric_value(&metrics, "kataar_idempotency_records"),
             "idempotency_bytes": crate::kataar::metric_value(&metrics, "kataar_idempotency_bytes"),
         });
