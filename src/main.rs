@@ -86,31 +86,47 @@ enum AdminCommand {
         /// What the key is for.
         #[arg(long)]
         name: Option<String>,
-        /// Configuration file (to find the store).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// PostgreSQL URL.
-        #[arg(long)]
-        database_url: Option<String>,
-        /// Data directory of the embedded store.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Revoke an operator key by its id: it stops working at once on a new start and within
     /// seconds on a running server.
     RevokeKey {
         /// The key's id (`operator_id`, printed by `create-key`, named in the audit log).
         id: u64,
-        /// Configuration file (to find the store).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// PostgreSQL URL.
-        #[arg(long)]
-        database_url: Option<String>,
-        /// Data directory of the embedded store.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
+}
+
+/// Where the admin commands find the store.
+#[derive(Args, Debug)]
+struct StoreArgs {
+    /// Configuration file (to find the store).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// PostgreSQL URL.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Data directory of the embedded store.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// Runs `f` on the store these arguments name (see [`with_store`]).
+    fn with_store<F, Fut>(self, f: F) -> ExitCode
+    where
+        F: FnOnce(std::sync::Arc<dyn kataar_store::Store>) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        let overrides = ConfigOverrides {
+            database_url: self.database_url,
+            data_dir: self.data_dir,
+            ..ConfigOverrides::default()
+        };
+        with_store(self.config.as_deref(), &overrides, f)
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -244,9 +260,7 @@ fn main() -> ExitCode {
                     role,
                     centres,
                     name,
-                    config,
-                    database_url,
-                    data_dir,
+                    store,
                 },
         } => {
             let role = match (role, centres.is_empty()) {
@@ -261,12 +275,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            let overrides = ConfigOverrides {
-                database_url,
-                data_dir,
-                ..ConfigOverrides::default()
-            };
-            with_store(config.as_deref(), &overrides, |store| async move {
+            store.with_store(|store| async move {
                 let (clear, hash) = kataar_identity::generate_operator_key();
                 let key = kataar_domain::OperatorKey {
                     operator_id: kataar_domain::OperatorId(0),
@@ -298,32 +307,19 @@ fn main() -> ExitCode {
             })
         }
         Command::Admin {
-            command:
-                AdminCommand::RevokeKey {
-                    id,
-                    config,
-                    database_url,
-                    data_dir,
-                },
-        } => {
-            let overrides = ConfigOverrides {
-                database_url,
-                data_dir,
-                ..ConfigOverrides::default()
-            };
-            with_store(config.as_deref(), &overrides, |store| async move {
-                let found = store
-                    .revoke_operator_key(kataar_domain::OperatorId(id), chrono::Utc::now())
-                    .await?;
-                anyhow::ensure!(found, "there is no operator key {id}");
-                eprintln!(
-                    "kataar: operator key {id} revoked; a running server stops accepting it \
+            command: AdminCommand::RevokeKey { id, store },
+        } => store.with_store(|store| async move {
+            let found = store
+                .revoke_operator_key(kataar_domain::OperatorId(id), chrono::Utc::now())
+                .await?;
+            anyhow::ensure!(found, "there is no operator key {id}");
+            eprintln!(
+                "kataar: operator key {id} revoked; a running server stops accepting it \
                      within {} s",
-                    kataar_app::auth::OPERATOR_KEY_REFRESH_MS.div_ceil(1000) + 1
-                );
-                Ok(())
-            })
-        }
+                kataar_app::auth::OPERATOR_KEY_REFRESH_MS.div_ceil(1000) + 1
+            );
+            Ok(())
+        }),
     }
 }
 

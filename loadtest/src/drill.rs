@@ -79,6 +79,23 @@ fn p99_ms(mut lat_us: Vec<u64>) -> f64 {
     lat_us[i.saturating_sub(1).min(lat_us.len() - 1)] as f64 / 1000.0
 }
 
+/// The idempotency index's (records, bytes) from the server's `/metrics`.
+async fn idempotency_size(
+    client: &reqwest::Client,
+    base: &str,
+) -> anyhow::Result<(Option<f64>, Option<f64>)> {
+    let page = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok((
+        crate::kataar::metric_value(&page, "kataar_idempotency_records"),
+        crate::kataar::metric_value(&page, "kataar_idempotency_bytes"),
+    ))
+}
+
 /// Whether booking `id` reads back `200` for its owner (load refusals are waited out).
 async fn booking_present(client: &reqwest::Client, base: &str, id: u64, token: &str) -> bool {
     for _ in 0..30 {
@@ -354,33 +371,19 @@ pub async fn run(plan: DrillPlan) -> anyhow::Result<Value> {
     trickle_task.await?;
     idle_task.await?;
     let rss_after = rss_kib(server.pid);
-    let metrics = setup
-        .get(0)
-        .get(format!("{base}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let (idem_records, idem_bytes) = idempotency_size(setup.get(0), &base).await?;
     let rss_after_scrape = rss_kib(server.pid);
-    let idem_records = crate::kataar::metric_value(&metrics, "kataar_idempotency_records");
-    let idem_bytes = crate::kataar::metric_value(&metrics, "kataar_idempotency_bytes");
     let mut after_hold = Value::Null;
     if !plan.hold.is_zero() {
         tokio::time::sleep(plan.hold).await;
         let rss_held = rss_kib(server.pid);
-        let metrics = setup
-            .get(0)
-            .get(format!("{base}/metrics"))
-            .send()
-            .await?
-            .text()
-            .await?;
+        let (records, bytes) = idempotency_size(setup.get(0), &base).await?;
         after_hold = json!({
             "held_s": plan.hold.as_secs_f64(),
             "rss_kib": rss_held,
             "rss_kib_after_metrics_scrape": rss_kib(server.pid),
-            "idempotency_records": crate::kataar::metric_value(&metrics, "kataar_idempotency_records"),
-            "idempotency_bytes": crate::kataar::metric_value(&metrics, "kataar_idempotency_bytes"),
+            "idempotency_records": records,
+            "idempotency_bytes": bytes,
         });
     }
     let clean_stop = server.stop().await;

@@ -173,6 +173,10 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Already authenticated by a layer of this request (the operator idempotency layer).
+        if let Some(op) = parts.extensions.get::<Operator>() {
+            return Ok(op.clone());
+        }
         let key = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
         if !looks_like_operator_key(key) {
             return Err(ApiError::unauthenticated());

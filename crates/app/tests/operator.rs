@@ -172,6 +172,29 @@ async fn api_book(
     (status, resp.json().await.unwrap())
 }
 
+/// Sends `POST /v1/admin/sessions/{sid}/cancel` from a task of its own and returns once the
+/// session is closing (the cancel has started and waits for what is in flight).
+async fn start_cancel(
+    srv: &TestServer,
+    key: &str,
+    sid: SessionId,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let http = srv.http.clone();
+    let url = format!("{}/v1/admin/sessions/{}/cancel", srv.base, sid.0);
+    let key = key.to_string();
+    let cancel = tokio::spawn(async move { http.post(url).bearer_auth(key).send().await });
+    let mut closing = false;
+    for _ in 0..2_000 {
+        if srv.state.inv.session(sid).unwrap().closed {
+            closing = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(closing, "the cancel never started");
+    cancel
+}
+
 fn walkin_body(session: &Value, slot: usize, dose: u8, seed: u64, name: &str) -> Value {
     json!({
         "session_id": session["session_id"], "slot_id": slot_id(session, slot), "dose": dose,
@@ -1436,19 +1459,7 @@ async fn a_cancel_whose_client_goes_away_still_completes() {
     assert_eq!(st.inv.session_inflight(sid), 1);
 
     // The operator's client sends the cancel and goes away while it waits.
-    let http = srv.http.clone();
-    let url = format!("{}/v1/admin/sessions/{}/cancel", srv.base, sid.0);
-    let key = admin.clone();
-    let client = tokio::spawn(async move { http.post(url).bearer_auth(key).send().await });
-    let mut closing = false;
-    for _ in 0..2_000 {
-        if st.inv.session(sid).unwrap().closed {
-            closing = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    assert!(closing, "the cancel never started");
+    let client = start_cancel(&srv, &admin, sid).await;
     client.abort();
     assert!(client.await.is_err(), "the client was not cut off");
 
@@ -1834,19 +1845,7 @@ async fn a_session_cancel_waits_for_a_check_in_that_is_committing() {
         .unwrap();
     assert_eq!(st.inv.session_busy_bookings(sid), 1);
 
-    let http = srv.http.clone();
-    let url = format!("{}/v1/admin/sessions/{}/cancel", srv.base, sid.0);
-    let key = admin.clone();
-    let cancel = tokio::spawn(async move { http.post(url).bearer_auth(key).send().await });
-    let mut closing = false;
-    for _ in 0..2_000 {
-        if st.inv.session(sid).unwrap().closed {
-            closing = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    assert!(closing, "the cancel never started");
+    let cancel = start_cancel(&srv, &admin, sid).await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert!(
         !cancel.is_finished(),

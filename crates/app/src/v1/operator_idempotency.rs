@@ -104,11 +104,13 @@ async fn under_key(state: &AppState, req: Request, next: Next) -> Result<Respons
     let key = durable::idempotency_key(req.headers())?;
     let (mut parts, body) = req.into_parts();
     let op = Operator::from_request_parts(&mut parts, state).await?;
+    let scope = op.key.operator_id.idempotency_scope();
+    // The handler's extractor takes it from here instead of authenticating again.
+    parts.extensions.insert(op);
     // The body was read whole (and bounded) before routing.
     let body = axum::body::to_bytes(body, usize::MAX)
         .await
         .map_err(|_| ApiError::invalid_request_body("The request body could not be read."))?;
-    let scope = op.key.operator_id.idempotency_scope();
     let hash = durable::request_hash(&format!("{} {}", parts.method, parts.uri.path()), &body);
     if let Some(replayed) = durable::claim(state, scope, &key, &hash).await? {
         return Ok(replayed);
