@@ -414,6 +414,35 @@ fn init_logging(format: LogFormat) {
     };
 }
 
+/// Shortest time, in milliseconds, between two returns of a thread's freed memory to the OS.
+const ALLOCATOR_COLLECT_EVERY_MS: u64 = 10_000;
+
+/// Called when a runtime thread goes idle: at most every [`ALLOCATOR_COLLECT_EVERY_MS`], gives
+/// the thread's freed allocator pages back to the OS. mimalloc keeps freed pages for reuse and
+/// collects blocks freed by other threads only when their owner allocates again, so without
+/// this a burst's memory stays resident for as long as the server is quiet after it (the
+/// drill's RSS stayed at 2.1x its start after a ten-minute hold).
+#[allow(unsafe_code)]
+fn return_freed_memory() {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    }
+    let now = std::time::Instant::now();
+    let due = LAST.with(|last| match last.get() {
+        Some(at) if now.duration_since(at).as_millis() < u128::from(ALLOCATOR_COLLECT_EVERY_MS) => {
+            false
+        }
+        _ => {
+            last.set(Some(now));
+            true
+        }
+    });
+    if due {
+        // SAFETY: mi_collect takes no pointers; it only walks the calling thread's own heap.
+        unsafe { libmimalloc_sys::mi_collect(true) };
+    }
+}
+
 fn serve(config: Config) -> anyhow::Result<()> {
     match kataar_api::raise_nofile_limit() {
         Ok((before, after)) => tracing::info!(before, after, "open-file limit"),
@@ -421,6 +450,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(return_freed_memory)
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve_async(config))
