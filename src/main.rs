@@ -414,10 +414,10 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-/// Shortest time, in milliseconds, between two returns of a thread's freed memory to the OS.
-const ALLOCATOR_COLLECT_EVERY_MS: u64 = 10_000;
+/// Shortest time between two returns of a thread's freed memory to the OS (10 s).
+const ALLOCATOR_COLLECT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Called when a runtime thread goes idle: at most every [`ALLOCATOR_COLLECT_EVERY_MS`], gives
+/// Called when a runtime thread goes idle: at most every [`ALLOCATOR_COLLECT_EVERY`], gives
 /// the thread's freed allocator pages back to the OS. mimalloc keeps freed pages for reuse and
 /// collects blocks freed by other threads only when their owner allocates again, so without
 /// this a burst's memory stays resident for as long as the server is quiet after it (the
@@ -429,9 +429,7 @@ fn return_freed_memory() {
     }
     let now = std::time::Instant::now();
     let due = LAST.with(|last| match last.get() {
-        Some(at) if now.duration_since(at).as_millis() < u128::from(ALLOCATOR_COLLECT_EVERY_MS) => {
-            false
-        }
+        Some(at) if now.duration_since(at) < ALLOCATOR_COLLECT_EVERY => false,
         _ => {
             last.set(Some(now));
             true

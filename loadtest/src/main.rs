@@ -140,8 +140,8 @@ enum Cmd {
         citizens: usize,
         /// Seconds to keep the server up afterwards before reading RSS and the idempotency
         /// index again (660: the refusals have expired and been swept).
-        #[arg(long, default_value_t = 0.0)]
-        hold_s: f64,
+        #[arg(long, default_value_t = 0)]
+        hold_s: u64,
         #[arg(long, default_value = "loadtest-out/drill")]
         out: PathBuf,
     },
@@ -400,7 +400,7 @@ async fn main() -> anyhow::Result<()> {
                 failing,
                 noisy,
                 citizens,
-                hold: std::time::Duration::from_secs_f64(hold_s.max(0.0)),
+                hold: std::time::Duration::from_secs(hold_s),
                 out,
             };
             let report = kataar_loadgen::drill::run(plan).await?;

@@ -248,14 +248,17 @@ pub struct ClaimedKey {
 /// (a `4xx`: nothing changed) is remembered in memory for
 /// [`kataar_domain::limits::IDEMPOTENCY_REFUSED_TTL_S`].
 pub fn settle_refused(state: &AppState, claimed: &ClaimedKey, status: u16, body: Arc<[u8]>) {
-    let c = claimed;
     if status == 429 || status >= 500 {
-        state.inv.idem_abandon(c.account, &c.key);
+        state.inv.idem_abandon(claimed.account, &claimed.key);
     } else {
         let answer = Answer { status, body };
-        state
-            .inv
-            .idem_refuse(c.account, &c.key, &c.hash, answer, c.now);
+        let ClaimedKey {
+            account,
+            key,
+            hash,
+            now,
+        } = claimed;
+        state.inv.idem_refuse(*account, key, hash, answer, *now);
     }
 }
 
