@@ -252,13 +252,10 @@ pub fn settle_refused(state: &AppState, claimed: &ClaimedKey, status: u16, body:
         state.inv.idem_abandon(claimed.account, &claimed.key);
     } else {
         let answer = Answer { status, body };
-        let ClaimedKey {
-            account,
-            key,
-            hash,
-            now,
-        } = claimed;
-        state.inv.idem_refuse(*account, key, hash, answer, *now);
+        let c = claimed;
+        state
+            .inv
+            .idem_refuse(c.account, &c.key, &c.hash, answer, c.now);
     }
 }
 
