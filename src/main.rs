@@ -446,6 +446,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         Ok((before, after)) => tracing::info!(before, after, "open-file limit"),
         Err(err) => tracing::warn!(error = %err, "could not raise the open-file limit"),
     }
+    if let Err(err) = kataar_api::disable_transparent_huge_pages() {
+        tracing::warn!(error = %err, "could not turn transparent huge pages off");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_park(return_freed_memory)

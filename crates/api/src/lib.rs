@@ -57,7 +57,7 @@ pub use messages::Language;
 pub use metrics::init_metrics;
 pub use middleware::KeepErrorBody;
 pub use ops::{openapi_base, Ops, Readiness, ReadinessProbe};
-pub use server::{raise_nofile_limit, serve, ServerLimits};
+pub use server::{disable_transparent_huge_pages, raise_nofile_limit, serve, ServerLimits};
 
 /// How often histogram upkeep runs on the Prometheus handle.
 pub const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
