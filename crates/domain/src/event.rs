@@ -101,6 +101,26 @@ pub enum Event {
     OperatorKeyCreated(OperatorKey),
     /// An operator action, for the audit log.
     AuditAppended(AuditRecord),
+    /// A launch release was announced.
+    ReleaseCreated(Release),
+    /// A waiting-room ticket was taken.
+    QueueTicketIssued(QueueTicket),
+    /// A release's pre-queue closed at its opening, holding `prequeue` places.
+    ReleaseOpened {
+        /// The release.
+        release_id: ReleaseId,
+        /// Places in the pre-queue.
+        prequeue: u32,
+    },
+    /// A release's queue admitted places; `cursor` is how far admission has walked.
+    QueueAdvanced {
+        /// The release.
+        release_id: ReleaseId,
+        /// Ranks admitted or passed over so far.
+        cursor: u32,
+        /// The places admitted in this step.
+        admitted: Vec<QueueAdmission>,
+    },
 }
 
 impl Event {
@@ -124,6 +144,10 @@ impl Event {
             Event::IdempotencyRecorded(_) => "idempotency_recorded",
             Event::OperatorKeyCreated(_) => "operator_key_created",
             Event::AuditAppended(_) => "audit_appended",
+            Event::ReleaseCreated(_) => "release_created",
+            Event::QueueTicketIssued(_) => "queue_ticket_issued",
+            Event::ReleaseOpened { .. } => "release_opened",
+            Event::QueueAdvanced { .. } => "queue_advanced",
         }
     }
 
@@ -180,4 +204,13 @@ pub struct Snapshot {
     /// their bookings keep the id, so it is never handed out again).
     #[serde(default)]
     pub beneficiary_id_max: u64,
+    /// Launch releases with their queues' progress.
+    #[serde(default)]
+    pub releases: Vec<ReleaseState>,
+    /// Waiting-room tickets.
+    #[serde(default)]
+    pub queue_tickets: Vec<QueueTicket>,
+    /// Admissions from the queues, with their passes' expiry.
+    #[serde(default)]
+    pub queue_admissions: Vec<QueueAdmission>,
 }

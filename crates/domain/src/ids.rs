@@ -66,6 +66,10 @@ id_type!(
     /// A store batch: one group-committed transaction.
     BatchId
 );
+id_type!(
+    /// A launch release: sessions that open together behind one waiting room.
+    ReleaseId
+);
 
 /// Where operator keys' idempotency records live in the account space of
 /// [`crate::IdempotencyRecord::account_id`]: `2^62 + operator id`. Citizen accounts are at most

@@ -70,6 +70,21 @@ pub const COMMIT_TIMEOUT_MS: u64 = 5_000;
 /// Oldest accepted birth year.
 pub const BIRTH_YEAR_MIN: u16 = 1900;
 
+/// Sessions in one launch release. More: `400 invalid_request`.
+pub const RELEASE_SESSIONS_MAX: usize = 1_000;
+
+/// The shortest and longest validity of a waiting-room pass, in seconds (a release's
+/// `pass_ttl_s`; default [`PASS_TTL_S_DEFAULT`]). Outside: `400 invalid_request`.
+pub const PASS_TTL_S_MIN: u32 = 30;
+/// See [`PASS_TTL_S_MIN`].
+pub const PASS_TTL_S_MAX: u32 = 3_600;
+/// A release's pass validity when it names none, in seconds.
+pub const PASS_TTL_S_DEFAULT: u32 = 300;
+
+/// The highest admission rate a release may ask for, admissions per second. Above:
+/// `400 invalid_request`.
+pub const ADMIT_PER_S_MAX: u32 = 100_000;
+
 const _: () = assert!(BATCH_EVENTS_MAX <= WRITER_QUEUE_EVENTS_MAX);
 const _: () = assert!(PAGE_LIMIT_DEFAULT <= PAGE_LIMIT_MAX);
 const _: () = assert!(BENEFICIARIES_PER_ACCOUNT_MAX >= 1);
@@ -78,3 +93,4 @@ const _: () = assert!(IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX >= 2 * BENEFICIARIES_P
 // An operator key does the work of many accounts in a day.
 const _: () =
     assert!(IDEMPOTENCY_RECORDS_PER_OPERATOR_KEY_MAX > IDEMPOTENCY_RECORDS_PER_ACCOUNT_MAX);
+const _: () = assert!(PASS_TTL_S_MIN <= PASS_TTL_S_DEFAULT && PASS_TTL_S_DEFAULT <= PASS_TTL_S_MAX);

@@ -484,3 +484,59 @@ pub struct AuditRecord {
     /// State after.
     pub after: serde_json::Value,
 }
+
+/// A launch release: sessions announced to open at one instant, booked through one waiting
+/// room.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    /// Its id.
+    pub release_id: ReleaseId,
+    /// The sessions it opens.
+    pub session_ids: Vec<SessionId>,
+    /// The opening: tickets taken before it are drawn, later ones queue in arrival order.
+    pub opens_at: DateTime<Utc>,
+    /// Admissions per second asked for (`None`: the booking lane's rate).
+    pub admit_per_s: Option<u32>,
+    /// How long an admission pass is valid, seconds.
+    pub pass_ttl_s: u32,
+    /// Hex of 32 random bytes; the draw's secret is HMAC-SHA256(the server's draw key, it), so
+    /// the store never holds the secret itself.
+    pub draw_nonce: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A waiting-room ticket: place `index` of a release, held by an account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueTicket {
+    /// The release.
+    pub release_id: ReleaseId,
+    /// The place, in arrival order from 0.
+    pub index: u32,
+    /// The holder.
+    pub account_id: AccountId,
+    /// When it was taken.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A release as loaded: its definition and how far its queue had got.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseState {
+    /// The definition.
+    pub release: Release,
+    /// The pre-queue's size once it closed at the opening.
+    pub prequeue: Option<u32>,
+    /// Ranks admitted or passed over.
+    pub cursor: u32,
+}
+
+/// An admission from a release's queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueAdmission {
+    /// The release.
+    pub release_id: ReleaseId,
+    /// The place admitted.
+    pub index: u32,
+    /// When its pass expires.
+    pub expires_at: DateTime<Utc>,
+}

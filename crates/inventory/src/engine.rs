@@ -298,6 +298,10 @@ impl Inventory {
             audit_id_max,
             batch_id_max: _,
             beneficiary_id_max,
+            // The waiting rooms are rebuilt by the application, not the engine.
+            releases: _,
+            queue_tickets: _,
+            queue_admissions: _,
         } = snapshot;
         // Removed beneficiaries are not loaded, but their ids stay taken.
         inv.ids

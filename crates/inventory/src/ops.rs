@@ -1041,6 +1041,43 @@ impl Inventory {
         Ok(())
     }
 
+    /// Announces that `sessions` open for booking at `opens_at` (a launch release). The new
+    /// opening applies at once, since it only holds bookings back; a failed commit puts each
+    /// session's previous opening back. Cancelled sessions are refused as `session_closed`.
+    pub fn announce_opening(
+        &self,
+        sessions: &[SessionId],
+        opens_at: DateTime<Utc>,
+    ) -> Result<Prepared<()>, BookingError> {
+        let mut cells = Vec::with_capacity(sessions.len());
+        for id in sessions {
+            let cell = self.session_cell(*id).ok_or(BookingError::NotFound)?;
+            let record = cell.record();
+            if record.cancelled || cell.closing.load(Ordering::SeqCst) {
+                return Err(BookingError::SessionClosed);
+            }
+            cells.push(cell);
+        }
+        let mut finisher = Finisher::new();
+        let mut events = Vec::with_capacity(cells.len());
+        for cell in cells {
+            let before = {
+                let mut s = cell.session.write();
+                s.opens_at.replace(opens_at)
+            };
+            events.push(Event::SessionOpensAtSet {
+                session_id: cell.record().session_id,
+                opens_at: Some(opens_at),
+            });
+            finisher.abort(move |inv: &Inventory| {
+                cell.session.write().opens_at = before;
+                inv.bump();
+            });
+        }
+        self.bump();
+        Ok(Prepared::new((), events, finisher))
+    }
+
     /// Reopens a session whose cancellation could not be committed.
     pub fn reopen_session(&self, id: SessionId) {
         if let Some(cell) = self.session_cell(id) {

@@ -21,6 +21,11 @@ pub const PG_MIGRATIONS: &[Migration] = &[
         "key_revocation",
         include_str!("migrations/pg_0003_key_revocation.sql"),
     ),
+    (
+        4,
+        "releases",
+        include_str!("migrations/pg_0004_releases.sql"),
+    ),
 ];
 
 /// SQLite migrations, in order (the same versions as PostgreSQL).
@@ -35,6 +40,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         3,
         "key_revocation",
         include_str!("migrations/sqlite_0003_key_revocation.sql"),
+    ),
+    (
+        4,
+        "releases",
+        include_str!("migrations/sqlite_0004_releases.sql"),
     ),
 ];
 

@@ -87,6 +87,13 @@ pub(crate) struct Plan<'a> {
     pub idempotency: Vec<&'a IdempotencyRecord>,
     pub operator_keys: Vec<&'a OperatorKey>,
     pub audit: Vec<&'a AuditRecord>,
+    pub releases: Vec<&'a Release>,
+    pub queue_tickets: Vec<&'a QueueTicket>,
+    /// Pre-queue sizes closed at an opening.
+    pub release_opens: Vec<(ReleaseId, u32)>,
+    /// The furthest cursor per release in the batch.
+    pub queue_cursors: Vec<(ReleaseId, u32)>,
+    pub queue_admissions: Vec<&'a QueueAdmission>,
 }
 
 /// Keeps the last value per key, in first-seen order.
@@ -131,6 +138,7 @@ impl<'a> Plan<'a> {
         let mut status: LastWins<BookingId, StatusRow> = LastWins::new();
         let mut moves: LastWins<BookingId, MoveRow> = LastWins::new();
         let mut deltas: BTreeMap<PoolId, (i64, i64)> = BTreeMap::new();
+        let mut cursors: BTreeMap<ReleaseId, u32> = BTreeMap::new();
 
         for event in events {
             for (pool_id, delta) in event.booked_deltas() {
@@ -252,8 +260,24 @@ impl<'a> Plan<'a> {
                 Event::IdempotencyRecorded(r) => plan.idempotency.push(r),
                 Event::OperatorKeyCreated(k) => plan.operator_keys.push(k),
                 Event::AuditAppended(a) => plan.audit.push(a),
+                Event::ReleaseCreated(r) => plan.releases.push(r),
+                Event::QueueTicketIssued(t) => plan.queue_tickets.push(t),
+                Event::ReleaseOpened {
+                    release_id,
+                    prequeue,
+                } => plan.release_opens.push((*release_id, *prequeue)),
+                Event::QueueAdvanced {
+                    release_id,
+                    cursor,
+                    admitted,
+                } => {
+                    let c = cursors.entry(*release_id).or_insert(0);
+                    *c = (*c).max(*cursor);
+                    plan.queue_admissions.extend(admitted.iter());
+                }
             }
         }
+        plan.queue_cursors = cursors.into_iter().collect();
         plan.states = states.into_values();
         plan.districts = districts.into_values();
         plan.centres = centres.into_values();

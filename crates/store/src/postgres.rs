@@ -316,7 +316,98 @@ const SQL_AUDIT: &str = "INSERT INTO audit (audit_id, at, operator_id, action, r
  object, before, after)
  SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::text[], $5::text[],
  $6::text[], $7::jsonb[], $8::jsonb[])";
+const SQL_RELEASES: &str = "INSERT INTO releases (release_id, session_ids, opens_at,
+ admit_per_s, pass_ttl_s, draw_nonce, created_at)
+ SELECT u.id, u.sessions::bigint[], u.opens_at, u.admit, u.ttl, u.nonce, u.created_at
+ FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::int[], $5::int[], $6::text[],
+ $7::timestamptz[]) AS u(id, sessions, opens_at, admit, ttl, nonce, created_at)";
+const SQL_QUEUE_TICKETS: &str = "INSERT INTO queue_tickets (release_id, idx, account_id,
+ created_at)
+ SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::timestamptz[])";
+const SQL_RELEASE_OPENS: &str = "UPDATE releases r SET prequeue = u.prequeue
+ FROM unnest($1::bigint[], $2::int[]) AS u(id, prequeue)
+ WHERE r.release_id = u.id AND r.prequeue IS NULL";
+const SQL_QUEUE_CURSORS: &str = "UPDATE releases r SET cursor = greatest(r.cursor, u.cursor)
+ FROM unnest($1::bigint[], $2::int[]) AS u(id, cursor)
+ WHERE r.release_id = u.id";
+const SQL_QUEUE_ADMISSIONS: &str = "INSERT INTO queue_admissions (release_id, idx, expires_at)
+ SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[])";
 const SQL_BATCH: &str = "INSERT INTO batches (batch_id, epoch, events) VALUES ($1, $2, $3)";
+
+fn u32_to_db(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+/// The waiting rooms' rows of a batch: releases, tickets, openings, cursors, admissions.
+async fn write_queue_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    st: &mut HashMap<&'static str, Statement>,
+    plan: &Plan<'_>,
+) -> Result<(), StoreError> {
+    if !plan.releases.is_empty() {
+        let r = &plan.releases;
+        let ids: Vec<i64> = r.iter().map(|x| id_to_db(x.release_id.0)).collect();
+        let sessions: Vec<String> = r
+            .iter()
+            .map(|x| {
+                let ids: Vec<String> = x.session_ids.iter().map(|s| s.0.to_string()).collect();
+                format!("{{{}}}", ids.join(","))
+            })
+            .collect();
+        let opens: Vec<DateTime<Utc>> = r.iter().map(|x| x.opens_at).collect();
+        let admit: Vec<Option<i32>> = r.iter().map(|x| x.admit_per_s.map(u32_to_db)).collect();
+        let ttl: Vec<i32> = r.iter().map(|x| u32_to_db(x.pass_ttl_s)).collect();
+        let nonces: Vec<&str> = r.iter().map(|x| x.draw_nonce.as_str()).collect();
+        let created: Vec<DateTime<Utc>> = r.iter().map(|x| x.created_at).collect();
+        exec(
+            tx,
+            st,
+            SQL_RELEASES,
+            &[&ids, &sessions, &opens, &admit, &ttl, &nonces, &created],
+        )
+        .await?;
+    }
+    if !plan.queue_tickets.is_empty() {
+        let t = &plan.queue_tickets;
+        let releases: Vec<i64> = t.iter().map(|x| id_to_db(x.release_id.0)).collect();
+        let idx: Vec<i32> = t.iter().map(|x| u32_to_db(x.index)).collect();
+        let accounts: Vec<i64> = t.iter().map(|x| id_to_db(x.account_id.0)).collect();
+        let created: Vec<DateTime<Utc>> = t.iter().map(|x| x.created_at).collect();
+        exec(
+            tx,
+            st,
+            SQL_QUEUE_TICKETS,
+            &[&releases, &idx, &accounts, &created],
+        )
+        .await?;
+    }
+    if !plan.release_opens.is_empty() {
+        let ids: Vec<i64> = plan
+            .release_opens
+            .iter()
+            .map(|x| id_to_db(x.0 .0))
+            .collect();
+        let n: Vec<i32> = plan.release_opens.iter().map(|x| u32_to_db(x.1)).collect();
+        exec(tx, st, SQL_RELEASE_OPENS, &[&ids, &n]).await?;
+    }
+    if !plan.queue_admissions.is_empty() {
+        let a = &plan.queue_admissions;
+        let releases: Vec<i64> = a.iter().map(|x| id_to_db(x.release_id.0)).collect();
+        let idx: Vec<i32> = a.iter().map(|x| u32_to_db(x.index)).collect();
+        let expires: Vec<DateTime<Utc>> = a.iter().map(|x| x.expires_at).collect();
+        exec(tx, st, SQL_QUEUE_ADMISSIONS, &[&releases, &idx, &expires]).await?;
+    }
+    if !plan.queue_cursors.is_empty() {
+        let ids: Vec<i64> = plan
+            .queue_cursors
+            .iter()
+            .map(|x| id_to_db(x.0 .0))
+            .collect();
+        let c: Vec<i32> = plan.queue_cursors.iter().map(|x| u32_to_db(x.1)).collect();
+        exec(tx, st, SQL_QUEUE_CURSORS, &[&ids, &c]).await?;
+    }
+    Ok(())
+}
 
 /// Writes one batch in one transaction. `Err(InDoubt)` only when COMMIT itself failed
 /// without an answer from the server.
@@ -697,6 +788,7 @@ async fn write_batch(
         )
         .await?;
     }
+    write_queue_rows(&tx, st, &plan).await?;
     let count = i32::try_from(events.len()).unwrap_or(i32::MAX);
     exec(
         &tx,
@@ -1059,6 +1151,63 @@ impl Store for PgStore {
                  ORDER BY operator_id"
             ),
             decode_operator_key,
+        )
+        .await?;
+        snap.releases = stream_rows(
+            &tx,
+            "SELECT release_id, session_ids, opens_at, admit_per_s, pass_ttl_s, draw_nonce,
+                    created_at, prequeue, cursor FROM releases ORDER BY release_id",
+            |r| {
+                let sessions: Vec<i64> = get(r, 1, "session_ids")?;
+                Ok(ReleaseState {
+                    release: Release {
+                        release_id: ReleaseId(get_id(r, 0, "release_id")?),
+                        session_ids: sessions
+                            .into_iter()
+                            .map(|s| id_from_db(s, "session_ids").map(SessionId))
+                            .collect::<Result<_, _>>()?,
+                        opens_at: get(r, 2, "opens_at")?,
+                        admit_per_s: get::<Option<i32>>(r, 3, "admit_per_s")?
+                            .map(|v| u32::try_from(v).map_err(|_| corrupt("admit_per_s")))
+                            .transpose()?,
+                        pass_ttl_s: u32::try_from(get::<i32>(r, 4, "pass_ttl_s")?)
+                            .map_err(|_| corrupt("pass_ttl_s"))?,
+                        draw_nonce: get(r, 5, "draw_nonce")?,
+                        created_at: get(r, 6, "created_at")?,
+                    },
+                    prequeue: get::<Option<i32>>(r, 7, "prequeue")?
+                        .map(|v| u32::try_from(v).map_err(|_| corrupt("prequeue")))
+                        .transpose()?,
+                    cursor: u32::try_from(get::<i32>(r, 8, "cursor")?)
+                        .map_err(|_| corrupt("cursor"))?,
+                })
+            },
+        )
+        .await?;
+        snap.queue_tickets = stream_rows(
+            &tx,
+            "SELECT release_id, idx, account_id, created_at FROM queue_tickets
+             ORDER BY release_id, idx",
+            |r| {
+                Ok(QueueTicket {
+                    release_id: ReleaseId(get_id(r, 0, "release_id")?),
+                    index: u32::try_from(get::<i32>(r, 1, "idx")?).map_err(|_| corrupt("idx"))?,
+                    account_id: AccountId(get_id(r, 2, "account_id")?),
+                    created_at: get(r, 3, "created_at")?,
+                })
+            },
+        )
+        .await?;
+        snap.queue_admissions = stream_rows(
+            &tx,
+            "SELECT release_id, idx, expires_at FROM queue_admissions ORDER BY release_id, idx",
+            |r| {
+                Ok(QueueAdmission {
+                    release_id: ReleaseId(get_id(r, 0, "release_id")?),
+                    index: u32::try_from(get::<i32>(r, 1, "idx")?).map_err(|_| corrupt("idx"))?,
+                    expires_at: get(r, 2, "expires_at")?,
+                })
+            },
         )
         .await?;
         let maxima = tx

@@ -540,6 +540,7 @@ fn write_batch(
             ])
             .map_err(e)?;
         }
+        write_queue_rows(&tx, &plan).map_err(e)?;
         tx.execute(
             "INSERT INTO batches (batch_id, epoch, events, committed_at) VALUES (?1, ?2, ?3, ?4)",
             params![id_to_db(batch_id.0), id_to_db(epoch), events.len(), now],
@@ -548,6 +549,56 @@ fn write_batch(
     }
     // A failed COMMIT on a local file is rolled back, but read back anyway to be sure.
     tx.commit().map_err(|_| StoreError::InDoubt)
+}
+
+/// The waiting rooms' rows of a batch: releases, tickets, openings, cursors, admissions.
+fn write_queue_rows(tx: &Connection, plan: &Plan<'_>) -> Result<(), rusqlite::Error> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO releases (release_id, session_ids, opens_at, admit_per_s, pass_ttl_s,
+         draw_nonce, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for r in &plan.releases {
+        let sessions: Vec<u64> = r.session_ids.iter().map(|s| s.0).collect();
+        st.execute(params![
+            id_to_db(r.release_id.0),
+            serde_json::to_string(&sessions).unwrap_or_else(|_| "[]".into()),
+            ts(r.opens_at),
+            r.admit_per_s,
+            r.pass_ttl_s,
+            r.draw_nonce,
+            ts(r.created_at)
+        ])?;
+    }
+    let mut st = tx.prepare_cached(
+        "INSERT INTO queue_tickets (release_id, idx, account_id, created_at)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for t in &plan.queue_tickets {
+        st.execute(params![
+            id_to_db(t.release_id.0),
+            t.index,
+            id_to_db(t.account_id.0),
+            ts(t.created_at)
+        ])?;
+    }
+    let mut st = tx.prepare_cached(
+        "UPDATE releases SET prequeue = ?2 WHERE release_id = ?1 AND prequeue IS NULL",
+    )?;
+    for (id, n) in &plan.release_opens {
+        st.execute(params![id_to_db(id.0), n])?;
+    }
+    let mut st = tx.prepare_cached(
+        "INSERT INTO queue_admissions (release_id, idx, expires_at) VALUES (?1, ?2, ?3)",
+    )?;
+    for a in &plan.queue_admissions {
+        st.execute(params![id_to_db(a.release_id.0), a.index, ts(a.expires_at)])?;
+    }
+    let mut st =
+        tx.prepare_cached("UPDATE releases SET cursor = max(cursor, ?2) WHERE release_id = ?1")?;
+    for (id, c) in &plan.queue_cursors {
+        st.execute(params![id_to_db(id.0), c])?;
+    }
+    Ok(())
 }
 
 fn get<T: rusqlite::types::FromSql>(row: &Row, idx: usize, column: &str) -> Result<T, StoreError> {
@@ -825,6 +876,60 @@ fn load_conn(conn: &mut Connection) -> Result<Snapshot, StoreError> {
         ),
         [],
         decode_operator_key,
+    )?;
+    let u32_col = |v: i64, column: &str| u32::try_from(v).map_err(|_| corrupt(column));
+    snap.releases = all(
+        &tx,
+        "SELECT release_id, session_ids, opens_at, admit_per_s, pass_ttl_s, draw_nonce,
+                created_at, prequeue, cursor FROM releases ORDER BY release_id",
+        [],
+        |r| {
+            let sessions: Vec<u64> = serde_json::from_str(&get::<String>(r, 1, "session_ids")?)
+                .map_err(|_| corrupt("session_ids"))?;
+            Ok(ReleaseState {
+                release: Release {
+                    release_id: ReleaseId(get_id(r, 0, "release_id")?),
+                    session_ids: sessions.into_iter().map(SessionId).collect(),
+                    opens_at: get_time(r, 2, "opens_at")?,
+                    admit_per_s: get::<Option<i64>>(r, 3, "admit_per_s")?
+                        .map(|v| u32_col(v, "admit_per_s"))
+                        .transpose()?,
+                    pass_ttl_s: u32_col(get(r, 4, "pass_ttl_s")?, "pass_ttl_s")?,
+                    draw_nonce: get(r, 5, "draw_nonce")?,
+                    created_at: get_time(r, 6, "created_at")?,
+                },
+                prequeue: get::<Option<i64>>(r, 7, "prequeue")?
+                    .map(|v| u32_col(v, "prequeue"))
+                    .transpose()?,
+                cursor: u32_col(get(r, 8, "cursor")?, "cursor")?,
+            })
+        },
+    )?;
+    snap.queue_tickets = all(
+        &tx,
+        "SELECT release_id, idx, account_id, created_at FROM queue_tickets
+         ORDER BY release_id, idx",
+        [],
+        |r| {
+            Ok(QueueTicket {
+                release_id: ReleaseId(get_id(r, 0, "release_id")?),
+                index: u32_col(get(r, 1, "idx")?, "idx")?,
+                account_id: AccountId(get_id(r, 2, "account_id")?),
+                created_at: get_time(r, 3, "created_at")?,
+            })
+        },
+    )?;
+    snap.queue_admissions = all(
+        &tx,
+        "SELECT release_id, idx, expires_at FROM queue_admissions ORDER BY release_id, idx",
+        [],
+        |r| {
+            Ok(QueueAdmission {
+                release_id: ReleaseId(get_id(r, 0, "release_id")?),
+                index: u32_col(get(r, 1, "idx")?, "idx")?,
+                expires_at: get_time(r, 2, "expires_at")?,
+            })
+        },
     )?;
     let (audit_max, batch_max, beneficiary_max): (i64, i64, i64) = tx
         .query_row(

@@ -690,6 +690,79 @@ async fn writer_queue_full_refuses_at_once(store: Arc<dyn Store>) {
     assert_eq!(store.load().await.unwrap().accounts.len(), 5);
 }
 
+/// A release, its tickets, the opening, admissions and the cursor come back as written; the
+/// cursor never moves back; a place given twice fails its batch whole.
+async fn waiting_room_rows_round_trip(store: Arc<dyn Store>) {
+    let epoch = store.acquire_epoch().await.unwrap();
+    setup(&store, epoch, 1).await;
+    let release = Release {
+        release_id: ReleaseId(40),
+        session_ids: vec![SessionId(1000), SessionId(1001)],
+        opens_at: at(600),
+        admit_per_s: Some(25),
+        pass_ttl_s: 300,
+        draw_nonce: "ab".repeat(32),
+        created_at: at(10),
+    };
+    let ticket = |index: u32, account: u64| QueueTicket {
+        release_id: ReleaseId(40),
+        index,
+        account_id: AccountId(account),
+        created_at: at(20 + i64::from(index)),
+    };
+    let mut batch = vec![Event::ReleaseCreated(release.clone())];
+    batch.extend((0..3).map(|i| Event::QueueTicketIssued(ticket(i, 1 + u64::from(i)))));
+    store.commit(BatchId(2), epoch, &batch).await.unwrap();
+    let admission = |index: u32| QueueAdmission {
+        release_id: ReleaseId(40),
+        index,
+        expires_at: at(900),
+    };
+    let batch = vec![
+        Event::ReleaseOpened {
+            release_id: ReleaseId(40),
+            prequeue: 3,
+        },
+        Event::QueueTicketIssued(ticket(3, 9)),
+        Event::QueueAdvanced {
+            release_id: ReleaseId(40),
+            cursor: 2,
+            admitted: vec![admission(2), admission(0)],
+        },
+    ];
+    store.commit(BatchId(3), epoch, &batch).await.unwrap();
+    // A late step with a smaller cursor does not move it back; a second opening changes nothing.
+    let batch = vec![
+        Event::QueueAdvanced {
+            release_id: ReleaseId(40),
+            cursor: 1,
+            admitted: vec![],
+        },
+        Event::ReleaseOpened {
+            release_id: ReleaseId(40),
+            prequeue: 7,
+        },
+    ];
+    store.commit(BatchId(4), epoch, &batch).await.unwrap();
+    let dup = vec![Event::QueueTicketIssued(ticket(3, 10))];
+    assert!(store.commit(BatchId(5), epoch, &dup).await.is_err());
+
+    let snap = store.load().await.unwrap();
+    assert_eq!(
+        snap.releases,
+        vec![ReleaseState {
+            release,
+            prequeue: Some(3),
+            cursor: 2,
+        }]
+    );
+    assert_eq!(
+        snap.queue_tickets,
+        vec![ticket(0, 1), ticket(1, 2), ticket(2, 3), ticket(3, 9)]
+    );
+    assert_eq!(snap.queue_admissions, vec![admission(0), admission(2)]);
+}
+
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
         mod postgres {
@@ -716,6 +789,7 @@ macro_rules! conformance {
 
 conformance!(
     round_trip_every_event_kind,
+    waiting_room_rows_round_trip,
     reads_audit_keys_and_idempotency_ttl,
     over_capacity_batch_fails_whole,
     one_live_booking_per_person_and_dose,
