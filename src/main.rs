@@ -57,6 +57,25 @@ enum Command {
     /// or the payload itself (the text of its QR code). Prints what it certifies as JSON; exit
     /// 0 genuine, 1 not genuine, 2 bad usage.
     VerifyCertificate(VerifyCertificateArgs),
+    /// Check a launch release's published draw: recompute the shuffle of its sorted pre-queue
+    /// from the revealed secret and compare it with the published order and with the
+    /// commitment published before the opening. Prints the verdict as JSON; exit 0 it matches,
+    /// 1 it does not, 2 bad usage.
+    VerifyDraw(VerifyDrawArgs),
+}
+
+/// `kataar verify-draw` arguments.
+#[derive(Args, Debug)]
+struct VerifyDrawArgs {
+    /// `http://HOST/v1/releases/ID/draw`, or a file holding that JSON.
+    source: String,
+    /// The `draw_commitment` noted from `GET /v1/releases/ID` before the opening (hex); without
+    /// it the commitment in the draw itself is used.
+    #[arg(long)]
+    commitment: Option<String>,
+    /// A ticket id: also print its rank in the drawn order (1 = first admitted).
+    #[arg(long)]
+    ticket: Option<String>,
 }
 
 /// `kataar verify-certificate` arguments.
@@ -239,6 +258,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve_command(&args),
         Command::VerifyCertificate(args) => verify_certificate_command(&args),
+        Command::VerifyDraw(args) => verify_draw_command(&args),
         Command::Migrate {
             database_url,
             data_dir,
@@ -539,6 +559,63 @@ fn certificate_input(input: &str) -> anyhow::Result<String> {
         return Ok(String::from_utf8_lossy(&bytes).trim().to_string());
     }
     Ok(input.trim().to_string())
+}
+
+fn verify_draw_command(args: &VerifyDrawArgs) -> ExitCode {
+    let text = if args.source.starts_with("http://") || args.source.starts_with("https://") {
+        fetch_keys(&args.source).with_context(|| format!("cannot fetch {}", args.source))
+    } else {
+        std::fs::read_to_string(&args.source)
+            .with_context(|| format!("cannot read {}", args.source))
+    };
+    let parsed = text.and_then(|t| {
+        let v: serde_json::Value = serde_json::from_str(&t).context("the draw is not JSON")?;
+        let list = |key: &str| -> anyhow::Result<Vec<String>> {
+            v[key]
+                .as_array()
+                .with_context(|| format!("the draw has no `{key}` list"))?
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_owned)
+                        .with_context(|| format!("`{key}` holds a non-string"))
+                })
+                .collect()
+        };
+        let secret_hex = v["secret"].as_str().context("the draw has no `secret`")?;
+        let mut secret = [0u8; 32];
+        hex::decode_to_slice(secret_hex, &mut secret).context("`secret` is not 64 hex digits")?;
+        let published = v["commitment"].as_str().unwrap_or_default().to_owned();
+        Ok((secret, list("tickets")?, list("order")?, published))
+    });
+    let (secret, tickets, order, published) = match parsed {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("kataar: {e:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let commitment = args.commitment.clone().unwrap_or(published);
+    let verdict = kataar_waitroom::draw::verify(&commitment, &secret, &tickets, &order);
+    let matches = verdict == kataar_waitroom::draw::Verdict::Matches;
+    let mut out = serde_json::json!({
+        "matches": matches,
+        "verdict": format!("{verdict:?}"),
+        "commitment": commitment,
+        "tickets": tickets.len(),
+    });
+    if let (Some(ticket), Some(m)) = (&args.ticket, out.as_object_mut()) {
+        let rank = order.iter().position(|t| t == ticket).map(|r| r + 1);
+        m.insert("ticket".into(), serde_json::json!(ticket));
+        m.insert("rank".into(), serde_json::json!(rank));
+    }
+    println!("{out}");
+    if matches {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("kataar: the draw does not verify: {verdict:?}");
+        ExitCode::from(EXIT_FAILURE)
+    }
 }
 
 fn verify_certificate_command(args: &VerifyCertificateArgs) -> ExitCode {

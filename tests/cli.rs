@@ -374,3 +374,69 @@ fn verify_certificate_offline_from_a_pdf_a_payload_and_the_published_keys() {
         .arg(&not_cert));
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn verify_draw_recomputes_a_published_draw_and_catches_a_change() {
+    use kataar_waitroom::{Key, Queue, QueueConfig};
+    let t0 = 1_800_000_000_000u64;
+    let cfg = QueueConfig {
+        release_id: 3,
+        created_at_ms: t0,
+        opens_at_ms: t0 + 1_000,
+        admit_per_s: 10.0,
+        pass_ttl_s: 300,
+        keepalive_s: 60,
+        tickets_max: 1_000,
+        poll_budget_per_s: 100.0,
+        poll_min_s: 2,
+        poll_max_s: 60,
+    };
+    let mut q = Queue::new(cfg, [5; 32], Key::new([6; 32]));
+    for a in 0..40 {
+        q.enqueue(a, t0).unwrap();
+    }
+    let commitment = q.commitment_hex();
+    q.advance(t0 + 1_000, 100);
+    let (secret, tickets, order) = q.published_draw().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, order: &[String]| {
+        let path = dir.path().join(name);
+        let body = serde_json::json!({"release_id": 3, "commitment": commitment,
+            "secret": hex::encode(secret), "tickets": tickets, "order": order,
+            "algorithm": kataar_waitroom::draw::ALGORITHM});
+        std::fs::write(&path, body.to_string()).unwrap();
+        path
+    };
+    let good = write("draw.json", &order);
+    let (code, out, err) = run(kataar().arg("verify-draw").arg(&good).args([
+        "--commitment",
+        &commitment,
+        "--ticket",
+        &order[7],
+    ]));
+    assert_eq!(code, 0, "{out} {err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["matches"], true);
+    assert_eq!(v["rank"], 8);
+    assert_eq!(v["tickets"], 40);
+
+    // Two places swapped, or a commitment other than the one published before: not genuine.
+    let mut swapped = order.clone();
+    swapped.swap(0, 1);
+    let (code, out, _) = run(kataar()
+        .arg("verify-draw")
+        .arg(write("swapped.json", &swapped)));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("OrderMismatch"), "{out}");
+    let (code, out, _) = run(kataar()
+        .arg("verify-draw")
+        .arg(&good)
+        .args(["--commitment", &"0".repeat(64)]));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("CommitmentMismatch"), "{out}");
+    // Not a draw at all: bad usage.
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{}").unwrap();
+    let (code, _, err) = run(kataar().arg("verify-draw").arg(&junk));
+    assert_eq!(code, 2, "{err}");
+}

@@ -126,6 +126,19 @@ pub struct Config {
     /// Seconds for a whole request body to arrive; it is read before the request takes an
     /// admission place, so slow senders hold none (10). Beyond: `400 invalid_request`, closed.
     pub body_read_timeout_s: u32,
+    /// Launch releases kept at once (100); beyond, `POST /v1/admin/releases` answers `429`.
+    pub releases_max: u32,
+    /// Waiting-room tickets in one release at most (1000000); beyond, `POST /v1/queue` answers
+    /// `429 too_many_requests` with `Retry-After`.
+    pub queue_tickets_max: u32,
+    /// Seconds past the poll time it was given that a waiting ticket keeps its place (60).
+    pub queue_keepalive_s: u32,
+    /// Polls per second a whole release's queue is paced to by `poll_after_s` (2000).
+    pub queue_poll_budget_per_s: u32,
+    /// Shortest `poll_after_s` given, seconds (2).
+    pub queue_poll_min_s: u32,
+    /// Longest `poll_after_s` given, seconds (60).
+    pub queue_poll_max_s: u32,
     /// Networks (CIDRs, e.g. `["10.0.0.0/8"]`, or `10.0.0.0/8,192.0.2.7` in the environment)
     /// of the proxies whose `trusted_proxy_header` is believed; from any other peer the header
     /// is ignored. Empty (default): no peer is trusted, so `trusted_proxy_header` needs this.
@@ -192,6 +205,12 @@ pub const CONFIG_KEYS: &[&str] = &[
     "header_bytes_max",
     "body_read_timeout_s",
     "trusted_proxy_cidrs",
+    "releases_max",
+    "queue_tickets_max",
+    "queue_keepalive_s",
+    "queue_poll_budget_per_s",
+    "queue_poll_min_s",
+    "queue_poll_max_s",
     "admission",
 ];
 
@@ -296,6 +315,12 @@ impl Config {
             header_bytes_max: 16_384,
             body_read_timeout_s: 10,
             trusted_proxy_cidrs: Vec::new(),
+            releases_max: 100,
+            queue_tickets_max: 1_000_000,
+            queue_keepalive_s: 60,
+            queue_poll_budget_per_s: 2_000,
+            queue_poll_min_s: 2,
+            queue_poll_max_s: 60,
             admission: toml::Table::new(),
         }
     }
@@ -366,10 +391,18 @@ impl Config {
                 self.connections_per_client_max,
             ),
             ("body_read_timeout_s", self.body_read_timeout_s),
+            ("releases_max", self.releases_max),
+            ("queue_tickets_max", self.queue_tickets_max),
+            ("queue_keepalive_s", self.queue_keepalive_s),
+            ("queue_poll_budget_per_s", self.queue_poll_budget_per_s),
+            ("queue_poll_min_s", self.queue_poll_min_s),
         ] {
             if value == 0 {
                 return invalid(key, "must be at least 1");
             }
+        }
+        if self.queue_poll_max_s < self.queue_poll_min_s {
+            return invalid("queue_poll_max_s", "must be at least queue_poll_min_s");
         }
         if self.batch_events_max > self.writer_queue_events_max {
             return invalid(

@@ -51,10 +51,19 @@ pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) 
             drop(permit);
             response
         }
-        Err(refusal) if crate::compat::is_v2(req.uri().path()) => {
-            crate::compat::refusal(refusal.retry_after_s)
+        Err(refusal) => {
+            if lane == kataar_admission::Lane::Booking
+                && refusal.kind != RefusalKind::TooManyRequests
+            {
+                // The booking lane is full: the waiting rooms admit more slowly for a while.
+                state.waitroom.booking_lane_refused();
+            }
+            if crate::compat::is_v2(req.uri().path()) {
+                crate::compat::refusal(refusal.retry_after_s)
+            } else {
+                refusal_error(refusal).into_response()
+            }
         }
-        Err(refusal) => refusal_error(refusal).into_response(),
     }
 }
 

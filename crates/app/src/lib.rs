@@ -12,6 +12,7 @@
 //! - [`metrics`]: booking outcomes and live capacity per district.
 //! - [`v1`]: the v1 handlers: public reads, citizens, operators.
 //! - [`compat`]: the CoWIN v2 compatibility layer (`/api/v2`), translating onto v1's calls.
+//! - [`waitroom`]: the launch releases' waiting rooms, the pass gate and the step task.
 //! - [`demo`]: the demo drive (`--demo`).
 //! - [`startup`]: opening the store, rebuilding the engine, starting the writer.
 //!
@@ -30,5 +31,6 @@ pub mod server;
 pub mod startup;
 pub mod state;
 pub mod v1;
+pub mod waitroom;
 
 pub use state::AppState;

@@ -181,6 +181,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         .await
         .context("cannot take the writer epoch and load the store")?;
     let first_batch = BatchId(snapshot.batch_id_max + 1);
+    let mut snapshot = snapshot;
+    let releases = std::mem::take(&mut snapshot.releases);
+    let queue_tickets = std::mem::take(&mut snapshot.queue_tickets);
+    let queue_admissions = std::mem::take(&mut snapshot.queue_admissions);
     let inv = Inventory::from_snapshot(snapshot)
         .map_err(|e| anyhow::anyhow!("the store holds inconsistent data: {e}"))?;
     let recovery = began.elapsed();
@@ -205,6 +209,22 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         .map_err(|_| anyhow::anyhow!("timezone is not a known IANA zone"))?;
     let admission = start_admission(config)?;
     crate::durable::connect_breaker(&writer, admission.breaker().clone());
+    let waitroom = crate::waitroom::Waitroom::restore(
+        &secrets.token_key,
+        crate::waitroom::Limits {
+            releases_max: config.releases_max,
+            tickets_max: config.queue_tickets_max,
+            keepalive_s: config.queue_keepalive_s,
+            poll_budget_per_s: config.queue_poll_budget_per_s,
+            poll_min_s: config.queue_poll_min_s,
+            poll_max_s: config.queue_poll_max_s,
+            default_admit_per_s: admission.config().booking_rate_per_s,
+        },
+        releases,
+        queue_tickets,
+        queue_admissions,
+        chrono::Utc::now(),
+    );
     let state = AppState(Arc::new(Inner {
         inv: Arc::new(inv),
         store,
@@ -231,8 +251,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         trusted_proxies: config.trusted_proxies()?,
         compat: crate::compat::Compat::new(config.compat_captcha_required),
         unknown_operator_keys: crate::auth::UnknownKeys::default(),
+        waitroom,
     }));
     spawn_housekeeping(state.clone());
+    crate::waitroom::spawn_steps(state.clone());
     crate::auth::spawn_key_refresh(state.clone());
     Ok(Started {
         state,

@@ -61,6 +61,8 @@ pub struct Inner {
     pub compat: crate::compat::Compat,
     /// Operator key hashes the store did not know (see [`crate::auth::UnknownKeys`]).
     pub unknown_operator_keys: crate::auth::UnknownKeys,
+    /// The launch releases' waiting rooms.
+    pub waitroom: crate::waitroom::Waitroom,
 }
 
 /// Shared application state.

@@ -1,8 +1,8 @@
 //! One release's queue: tickets by place index, the pre-queue's draw at the opening, admission
 //! at a rate, passes outstanding, expiry by missed polls.
 //!
-//! Memory is a few flat vectors indexed by the place index (`accounts`, `due`, `state`, `rank`,
-//! `order`: 21 bytes a ticket) and one map from account to its current place; a poll reads
+//! Memory is a few flat vectors indexed by the place index (`accounts`, `joined`, `due`,
+//! `state`, `rank`, `order`: 25 bytes a ticket) and one map from account to its current place; a poll reads
 //! three of them (`position = rank − cursor + 1`), so its cost does not depend on the queue's
 //! length. Admission walks `order` with a cursor, skipping places whose holder stopped polling.
 
@@ -106,6 +106,9 @@ pub struct Step {
     pub admitted: Vec<(u32, u64)>,
     /// The cursor after the step (ranks admitted or passed over).
     pub cursor: u32,
+    /// How long each admitted place waited, seconds (from its ticket, or from the opening for
+    /// the pre-queue), in the order of `admitted`.
+    pub waits_s: Vec<u32>,
 }
 
 /// Counters for metrics and the public status.
@@ -156,6 +159,8 @@ pub struct Queue {
     secret: [u8; 32],
     key: Key,
     accounts: Vec<u64>,
+    /// Seconds from `created_at_ms` at which the ticket was taken.
+    joined: Vec<u32>,
     /// Seconds from `created_at_ms` after which the place is lost if not polled.
     due: Vec<u32>,
     state: Vec<u8>,
@@ -191,6 +196,7 @@ impl Queue {
             secret,
             key,
             accounts: Vec::new(),
+            joined: Vec::new(),
             due: Vec::new(),
             state: Vec::new(),
             rank: Vec::new(),
@@ -283,6 +289,7 @@ impl Queue {
         }
         let index = u32::try_from(self.accounts.len()).map_err(|_| QueueError::Full)?;
         self.push(index, account, WAITING);
+        self.joined[index as usize] = now_s;
         let grace = self.first_poll_after(index, now_ms);
         self.due[index as usize] = now_s
             .saturating_add(grace)
@@ -294,6 +301,7 @@ impl Queue {
     fn push(&mut self, index: u32, account: u64, state: u8) {
         debug_assert_eq!(index as usize, self.accounts.len());
         self.accounts.push(account);
+        self.joined.push(0);
         self.due.push(0);
         self.state.push(state);
         if self.prequeue.is_some() {
@@ -468,6 +476,7 @@ impl Queue {
         // Passes end on a whole second from the release's creation, so `due` holds them exactly.
         let expires_s = now_s.saturating_add(self.cfg.pass_ttl_s);
         let expires = self.ms(expires_s);
+        let opened_s = self.secs(self.cfg.opens_at_ms);
         let mut skips = 0usize;
         while self.tokens >= 1.0
             && self.outstanding < self.available
@@ -486,6 +495,8 @@ impl Queue {
                     self.tokens -= 1.0;
                     self.passes.push_back((index, expires));
                     step.admitted.push((index, expires));
+                    step.waits_s
+                        .push(now_s.saturating_sub(self.joined[i].max(opened_s)));
                 }
                 WAITING => {
                     self.state[i] = SKIPPED;
@@ -613,7 +624,8 @@ impl Queue {
         self.prequeue.is_some() && self.available == 0
     }
 
-    /// Rebuilds a queue from what was made durable: the tickets (index, account) in any order,
+    /// Rebuilds a queue from what was made durable: the tickets (index, account, unix ms taken)
+    /// in any order,
     /// the pre-queue's size if it had closed, the cursor, and the admissions with their pass
     /// expiry. Places never committed come back as given up; every waiting place gets a full
     /// poll interval and keep-alive from `now_ms`.
@@ -622,7 +634,7 @@ impl Queue {
         cfg: QueueConfig,
         secret: [u8; 32],
         key: Key,
-        mut tickets: Vec<(u32, u64)>,
+        mut tickets: Vec<(u32, u64, u64)>,
         prequeue: Option<u32>,
         cursor: u32,
         admissions: &[(u32, u64)],
@@ -632,16 +644,17 @@ impl Queue {
         tickets.sort_unstable();
         let grace = q.cfg.poll_max_s.saturating_add(q.cfg.keepalive_s);
         let now_s = q.secs(now_ms);
-        let last = tickets.last().map_or(0, |&(i, _)| i + 1);
+        let last = tickets.last().map_or(0, |&(i, _, _)| i + 1);
         let end = last.max(prequeue.unwrap_or(0));
         let mut held = tickets.into_iter().peekable();
         for index in 0..end {
             if prequeue == Some(index) {
                 q.close_prequeue();
             }
-            match held.next_if(|&(i, _)| i == index) {
-                Some((_, account)) => {
+            match held.next_if(|&(i, _, _)| i == index) {
+                Some((_, account, joined_ms)) => {
                     q.push(index, account, WAITING);
+                    q.joined[index as usize] = q.secs(joined_ms);
                     q.due[index as usize] = now_s.saturating_add(grace);
                     if let Some(old) = q.by_account.insert(account, index) {
                         q.state[old as usize] = LEFT;

@@ -71,10 +71,24 @@ fn positions_are_a_permutation_and_later_arrivals_queue_in_order() {
         .filter(|&i| position(&mut q, i, 1000 + u64::from(i), OPEN) == u64::from(i) + 1)
         .count();
     assert!(kept < 20, "{kept} of 500 kept their arrival place");
+    // The pre-queue waits from the opening: admitted at once, it waited 0 s; a second later, 1 s.
+    let first = q.advance(OPEN, 1_000_000);
+    assert!(
+        first.admitted.is_empty(),
+        "no token yet at the opening instant"
+    );
+    let later = q.advance(OPEN + 1_500, 1_000_000);
+    assert!(!later.admitted.is_empty());
+    assert_eq!(later.waits_s.len(), later.admitted.len());
+    assert!(later.waits_s.iter().all(|&w| w == 1), "{:?}", later.waits_s);
     // After the opening: arrival order, behind the pre-queue.
     for a in 0..50u64 {
-        let (i, _) = q.enqueue(5000 + a, OPEN + 1 + a).unwrap();
-        assert_eq!(position(&mut q, i, 5000 + a, OPEN + 1 + a), 501 + a);
+        let (i, _) = q.enqueue(5000 + a, OPEN + 1_500 + a).unwrap();
+        let gone = later.admitted.len() as u64;
+        assert_eq!(
+            position(&mut q, i, 5000 + a, OPEN + 1_500 + a),
+            501 + a - gone
+        );
     }
 }
 
@@ -369,18 +383,18 @@ fn a_restore_keeps_every_place() {
         if a % 50 == 7 {
             q.withdraw(i);
         } else {
-            durable.push((i, 10_000 + a));
+            durable.push((i, 10_000 + a, T0 + a));
         }
     }
     let opened = q.advance(OPEN, 1_000).opened;
     for a in 0..100u64 {
         let (i, _) = q.enqueue(20_000 + a, OPEN + 1 + a).unwrap();
-        durable.push((i, 20_000 + a));
+        durable.push((i, 20_000 + a, OPEN + 1 + a));
     }
     let mut admissions = Vec::new();
     let mut cursor = 0;
     for k in 1..=30u64 {
-        for &(i, a) in &durable {
+        for &(i, a, _) in &durable {
             let _ = q.poll(i, a, OPEN + k * 100);
         }
         let s = q.advance(OPEN + k * 100, 1_000);
@@ -399,7 +413,7 @@ fn a_restore_keeps_every_place() {
         now,
     );
     assert_eq!(r.counts().admitted, q.counts().admitted);
-    for &(i, a) in &durable {
+    for &(i, a, _) in &durable {
         assert_eq!(r.rank_of(i), q.rank_of(i), "ticket {i}");
         let mut r2 = r.clone();
         assert_eq!(

@@ -313,6 +313,7 @@ fn session_slot(state: &AppState, body: &V2Body) -> Result<(SessionView, SlotId)
 pub async fn schedule(
     State(state): State<AppState>,
     V2Citizen(account): V2Citizen,
+    headers: http::HeaderMap,
     body: V2Body,
 ) -> Result<Json<Value>, V2Error> {
     if state.compat.captcha_required {
@@ -356,11 +357,17 @@ pub async fn schedule(
             today,
         })
         .collect();
-    // The launch waiting room's gate plugs in here, as in v1.
-    let outcome = match state.inv.book_all(&reqs, |_session| Ok(())).or_api() {
+    // A release's session needs the waiting room's pass (header `Kataar-Pass`), as in v1.
+    let pass = crate::waitroom::pass_of(&headers);
+    let admitted = crate::waitroom::Admitted::default();
+    let gate = admitted.gate(&state, account, pass.as_deref());
+    let outcome = match state.inv.book_all(&reqs, gate).or_api() {
         Ok(prepared) => durable::commit(&state, prepared).await,
         Err(e) => Err(e),
     };
+    if outcome.is_ok() {
+        admitted.booked();
+    }
     match &outcome {
         Ok(bookings) => {
             for _ in bookings {
@@ -392,11 +399,14 @@ fn own_booking(state: &AppState, account: AccountId, body: &V2Body) -> Result<Bo
 pub async fn reschedule(
     State(state): State<AppState>,
     V2Citizen(account): V2Citizen,
+    headers: http::HeaderMap,
     body: V2Body,
 ) -> Result<Json<Value>, V2Error> {
     let booking = own_booking(&state, account, &body)?;
     let (session, slot_id) = session_slot(&state, &body)?;
     let (now, today) = (state.now(), state.today());
+    let pass = crate::waitroom::pass_of(&headers);
+    let admitted = crate::waitroom::Admitted::default();
     let prepared = state
         .inv
         .reschedule(
@@ -406,7 +416,7 @@ pub async fn reschedule(
             slot_id,
             now,
             today,
-            |_session| Ok(()),
+            admitted.gate(&state, account, pass.as_deref()),
         )
         .or_api()
         .map_err(V2Error::from)?;

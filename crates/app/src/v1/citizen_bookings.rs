@@ -99,8 +99,11 @@ pub struct BookBody {
     params(("Idempotency-Key" = String, Header)), request_body = BookBody,
     responses(
         (status = 201, description = "The booking"),
+        (status = 403, description = "`pass_invalid`: a wrong, expired or other account's \
+            waiting-room pass in `Kataar-Pass`", body = ErrorBody),
         (status = 409, description = "`pool_full`, `already_booked`, `not_eligible`, \
-            `dose_sequence`, `dose_interval`, `vaccine_mismatch`, `session_closed`, `not_open`",
+            `dose_sequence`, `dose_interval`, `vaccine_mismatch`, `session_closed`, `not_open`, \
+            `queue_required` (a release's session needs a `Kataar-Pass`)",
             body = ErrorBody),
         (status = 422, description = "`idempotency_key_mismatch`", body = ErrorBody),
         (status = 428, description = "`idempotency_key_required`", body = ErrorBody)))]
@@ -121,6 +124,8 @@ async fn book(
         now: state.now(),
         today: state.today(),
     };
+    let pass = crate::waitroom::pass_of(&headers);
+    let admitted = crate::waitroom::Admitted::default();
     let answer = durable::idempotent(
         &state,
         account,
@@ -129,12 +134,18 @@ async fn book(
         &raw,
         StatusCode::CREATED,
         || {
-            // The launch waiting room's pass check plugs in here.
-            let p = state.inv.book(&req, |_session| Ok(())).or_api()?;
+            let gate = admitted.gate(&state, account, pass.as_deref());
+            let p = state.inv.book(&req, gate).or_api()?;
             Ok(rendered(&state, p))
         },
     )
     .await;
+    if answer
+        .as_ref()
+        .is_ok_and(|r| r.status() == StatusCode::CREATED)
+    {
+        admitted.booked();
+    }
     crate::metrics::booking_outcome(match &answer {
         Ok(r) if r.headers().contains_key("idempotent-replayed") => "replayed",
         Ok(_) => "created",
@@ -170,6 +181,8 @@ async fn reschedule(
     durable::idempotency_key(&headers)?;
     let account = citizen.account_id;
     let (now, today) = (state.now(), state.today());
+    let pass = crate::waitroom::pass_of(&headers);
+    let admitted = crate::waitroom::Admitted::default();
     durable::idempotent(
         &state,
         account,
@@ -178,7 +191,7 @@ async fn reschedule(
         &raw,
         StatusCode::OK,
         || {
-            // The launch waiting room's pass check plugs in here.
+            let gate = admitted.gate(&state, account, pass.as_deref());
             let p = state
                 .inv
                 .reschedule(
@@ -188,7 +201,7 @@ async fn reschedule(
                     SlotId(body.slot_id),
                     now,
                     today,
-                    |_session| Ok(()),
+                    gate,
                 )
                 .or_api()?;
             Ok(rendered(&state, p))

@@ -7,6 +7,7 @@ pub mod contract;
 pub mod documents;
 pub mod operator;
 pub mod public;
+pub mod releases;
 pub mod render;
 
 use crate::state::AppState;
@@ -96,6 +97,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(public::openapi());
     doc.merge(crate::console::openapi());
     doc.merge(documents::openapi());
+    doc.merge(releases::openapi());
     contract::complete(doc)
 }
 
@@ -106,6 +108,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(citizen::routes())
         .merge(operator::routes(state))
         .merge(documents::routes())
+        .merge(releases::routes())
         .merge(crate::console::routes())
         .layer(axum::middleware::from_fn(crate::console::conditional_get))
 }

@@ -103,6 +103,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             post(bookings::no_show),
         )
         .route("/v1/admin/audit", get(bookings::audit_log))
+        .route("/v1/admin/releases", post(crate::v1::releases::create))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::operator_idempotency,

@@ -1,0 +1,462 @@
+//! Launch releases and the waiting room: `POST /v1/admin/releases` (admin), the public
+//! `GET /v1/releases/{id}` and `GET /v1/releases/{id}/draw`, and the citizen's
+//! `POST /v1/queue` and `GET /v1/queue/{ticket_id}`.
+//!
+//! A ticket is durable before it is answered (a restart keeps every place); a poll is answered
+//! from memory in O(1) and is never written anywhere.
+
+use crate::auth::Citizen;
+use crate::errors::{OrApi, STORE_RETRY_AFTER_S};
+use crate::state::AppState;
+use crate::v1::operator::{commit_answered, Admin, Audit};
+use crate::waitroom::{available, from_unix_ms, Room};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kataar_api::{ApiError, ApiJson, ApiPath, ErrorBody};
+use kataar_domain::limits::{
+    ADMIT_PER_S_MAX, PASS_TTL_S_DEFAULT, PASS_TTL_S_MAX, PASS_TTL_S_MIN, RELEASE_SESSIONS_MAX,
+};
+use kataar_domain::*;
+use kataar_waitroom::{draw, QueueError, Status};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use utoipa::{OpenApi, ToSchema};
+
+/// `Retry-After` of a refusal at a waiting-room bound, seconds.
+pub const QUEUE_FULL_RETRY_AFTER_S: u32 = 60;
+
+/// The public and citizen routes (the admin route is mounted with the operator routes).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/releases/{release_id}", get(read))
+        .route("/v1/releases/{release_id}/draw", get(published_draw))
+        .route("/v1/queue", post(enqueue))
+        .route("/v1/queue/{ticket_id}", get(poll))
+}
+
+/// The waiting room's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(create, read, published_draw, enqueue, poll),
+    components(schemas(NewReleaseBody, QueueBody))
+)]
+struct ReleasesDoc;
+
+/// The OpenAPI paths of the waiting room.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ReleasesDoc::openapi()
+}
+
+/// `scheduled` before the opening, `closed` once no session can be booked any more,
+/// `sold_out` while nothing is left, else `open`.
+fn status_of(state: &AppState, room: &Room, places: u64) -> &'static str {
+    let today = state.today();
+    let live = room
+        .release
+        .session_ids
+        .iter()
+        .filter_map(|s| state.inv.session(*s))
+        .any(|v| !v.closed && v.session.date >= today);
+    if !live {
+        "closed"
+    } else if !room.queue.lock().is_open() {
+        "scheduled"
+    } else if places == 0 {
+        "sold_out"
+    } else {
+        "open"
+    }
+}
+
+/// A release as `GET /v1/releases/{id}` shows it.
+pub fn release_json(state: &AppState, room: &Room) -> Value {
+    let places = available(state, &room.release);
+    let status = status_of(state, room, places);
+    let (counts, commitment) = {
+        let q = room.queue.lock();
+        (q.counts(), q.commitment_hex())
+    };
+    let r = &room.release;
+    json!({
+        "release_id": r.release_id.0,
+        "status": status,
+        "opens_at": crate::v1::render::instant(r.opens_at),
+        "session_ids": r.session_ids.iter().map(|s| s.0).collect::<Vec<_>>(),
+        "waiting": counts.waiting,
+        "admitted": counts.admitted,
+        "admit_per_s": (counts.admit_per_s * 10.0).round() / 10.0,
+        "available": places,
+        "pass_ttl_s": r.pass_ttl_s,
+        "draw_commitment": commitment,
+    })
+}
+
+/// Body of `POST /v1/admin/releases`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReleaseBody {
+    /// The sessions that open together (1..=1000, each in no other release).
+    session_ids: Vec<u64>,
+    /// The opening, RFC 3339, in the future.
+    opens_at: String,
+    /// Admissions per second (1..=100000; default: the booking lane's rate).
+    admit_per_s: Option<u32>,
+    /// How long a pass is valid, seconds (30..=3600, default 300).
+    pass_ttl_s: Option<u32>,
+}
+
+/// Announces a launch release: its sessions show `opens_at` and refuse bookings with
+/// `409 not_open` until then; from then on they are booked through the waiting room.
+#[utoipa::path(post, path = "/v1/admin/releases", tag = "operators",
+    security(("operator_key" = [])), request_body = NewReleaseBody,
+    responses(
+        (status = 201, description = "The release (as `GET /v1/releases/{id}`)"),
+        (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin key", body = ErrorBody),
+        (status = 409, description = "`session_closed`", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: `releases_max` releases exist",
+            body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Admin(op): Admin,
+    ApiJson(body): ApiJson<NewReleaseBody>,
+) -> Result<Response, ApiError> {
+    let now = state.now();
+    if body.session_ids.is_empty() || body.session_ids.len() > RELEASE_SESSIONS_MAX {
+        return Err(ApiError::invalid_request(
+            "session_ids",
+            format!("session_ids must name 1 to {RELEASE_SESSIONS_MAX} sessions"),
+        ));
+    }
+    let mut ids: Vec<SessionId> = body.session_ids.iter().map(|&s| SessionId(s)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() != body.session_ids.len() {
+        return Err(ApiError::invalid_request(
+            "session_ids",
+            "session_ids must not repeat a session",
+        ));
+    }
+    if let Some(missing) = ids.iter().find(|s| state.inv.session(**s).is_none()) {
+        return Err(ApiError::invalid_request(
+            "session_ids",
+            format!("session {missing} does not exist"),
+        ));
+    }
+    let opens_at = DateTime::parse_from_rfc3339(&body.opens_at)
+        .map_err(|_| ApiError::invalid_request("opens_at", "opens_at must be an RFC 3339 instant"))?
+        .with_timezone(&Utc);
+    if opens_at <= now {
+        return Err(ApiError::invalid_request(
+            "opens_at",
+            "opens_at must be in the future",
+        ));
+    }
+    if let Some(rate) = body.admit_per_s {
+        if rate == 0 || rate > ADMIT_PER_S_MAX {
+            return Err(ApiError::invalid_request(
+                "admit_per_s",
+                format!("admit_per_s must be between 1 and {ADMIT_PER_S_MAX}"),
+            ));
+        }
+    }
+    let ttl = body.pass_ttl_s.unwrap_or(PASS_TTL_S_DEFAULT);
+    if !(PASS_TTL_S_MIN..=PASS_TTL_S_MAX).contains(&ttl) {
+        return Err(ApiError::invalid_request(
+            "pass_ttl_s",
+            format!("pass_ttl_s must be between {PASS_TTL_S_MIN} and {PASS_TTL_S_MAX}"),
+        ));
+    }
+    let mut prepared = state.inv.announce_opening(&ids, opens_at).or_api()?;
+    let release = match state
+        .waitroom
+        .prepare(ids, opens_at, body.admit_per_s, ttl, now)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            state.inv.finish(prepared.finisher, false);
+            return Err(e);
+        }
+    };
+    let id = release.release_id;
+    prepared.events.push(Event::ReleaseCreated(release));
+    let audit = Audit {
+        action: "release.create",
+        object: format!("release:{id}"),
+        before: Value::Null,
+    };
+    let room = state.waitroom.room(id);
+    let rendered = room.as_ref().map(|r| release_json(&state, r));
+    let answer = commit_answered(
+        &state,
+        &op,
+        prepared,
+        audit,
+        |_| rendered.clone().unwrap_or(Value::Null),
+        StatusCode::CREATED,
+        |_| rendered.clone().unwrap_or(Value::Null),
+    )
+    .await;
+    if let Err(e) = &answer {
+        // Certainly not applied (no `details.outcome`): the release is forgotten. An unknown
+        // outcome keeps it, as it may yet commit.
+        let unknown = e
+            .details
+            .as_ref()
+            .is_some_and(|d| d.contains_key("outcome"));
+        if e.status == StatusCode::SERVICE_UNAVAILABLE && !unknown {
+            state.waitroom.abandon(id);
+        }
+    }
+    answer
+}
+
+fn room_of(state: &AppState, id: u64) -> Result<Arc<Room>, ApiError> {
+    state
+        .waitroom
+        .room(ReleaseId(id))
+        .ok_or_else(ApiError::not_found)
+}
+
+/// A release's public status.
+#[utoipa::path(get, path = "/v1/releases/{release_id}", tag = "public",
+    params(("release_id" = u64, Path)),
+    responses(
+        (status = 200, description = "`{release_id, status: scheduled|open|sold_out|closed, \
+            opens_at, waiting, admitted, admit_per_s, available, draw_commitment}`"),
+        (status = 404, description = "`not_found`", body = ErrorBody)))]
+async fn read(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let room = room_of(&state, id)?;
+    Ok(Json(release_json(&state, &room)))
+}
+
+/// The draw of a release, once its pre-queue has closed: the secret, the sorted pre-queue
+/// ticket ids, the resulting order and the algorithm (`kataar verify-draw URL` checks it).
+#[utoipa::path(get, path = "/v1/releases/{release_id}/draw", tag = "public",
+    params(("release_id" = u64, Path)),
+    responses(
+        (status = 200, description = "`{release_id, commitment, secret, tickets, order, algorithm}`"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`not_open`: drawn at the opening", body = ErrorBody)))]
+async fn published_draw(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<u64>,
+) -> Result<Response, ApiError> {
+    let room = room_of(&state, id)?;
+    if let Some(bytes) = room.draw_json.get() {
+        return Ok(json_response(bytes.clone()));
+    }
+    let drawn = {
+        let q = room.queue.lock();
+        q.published_draw().map(|d| (d, q.commitment_hex()))
+    };
+    let Some(((secret, tickets, order), commitment)) = drawn else {
+        return Err(BookingError::NotOpen).or_api();
+    };
+    let body = json!({
+        "release_id": id,
+        "commitment": commitment,
+        "secret": hex::encode(secret),
+        "tickets": tickets,
+        "order": order,
+        "algorithm": draw::ALGORITHM,
+    });
+    let bytes = axum::body::Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+    let bytes = room.draw_json.get_or_init(|| bytes).clone();
+    Ok(json_response(bytes))
+}
+
+fn json_response(bytes: axum::body::Bytes) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Body of `POST /v1/queue`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueBody {
+    release_id: u64,
+}
+
+/// A ticket's answer.
+fn ticket_json(
+    state: &AppState,
+    room: &Room,
+    account: AccountId,
+    answer: &kataar_waitroom::Answer,
+) -> Value {
+    let id = room.release.release_id.0;
+    let ticket_id = state.waitroom.key().ticket_id(id, answer.index);
+    let (status, position, eta, pass, expires) = match &answer.status {
+        Status::Waiting { position, eta_s } => ("waiting", *position, *eta_s, None, None),
+        Status::Admitted { pass_expires_ms } => (
+            "admitted",
+            None,
+            None,
+            Some(
+                state
+                    .waitroom
+                    .key()
+                    .pass(id, answer.index, account.0, *pass_expires_ms),
+            ),
+            Some(crate::v1::render::instant(from_unix_ms(*pass_expires_ms))),
+        ),
+        Status::SoldOut => ("sold_out", None, None, None, None),
+        Status::Expired => ("expired", None, None, None, None),
+    };
+    let mut v = json!({
+        "ticket_id": ticket_id,
+        "release_id": id,
+        "status": status,
+        "position": position,
+        "eta_s": eta,
+        "poll_after_s": answer.poll_after_s,
+    });
+    if let (Some(m), Some(pass), Some(expires)) = (v.as_object_mut(), pass, expires) {
+        m.insert("pass".into(), json!(pass));
+        m.insert("pass_expires_at".into(), json!(expires));
+    }
+    v
+}
+
+fn no_store(status: StatusCode, body: Value) -> Response {
+    let mut r = (status, Json(body)).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// Takes a ticket in a release's waiting room (one per account: asking again gives the same
+/// ticket, unless it lost its place, then a new one at the end).
+#[utoipa::path(post, path = "/v1/queue", tag = "citizens", security(("bearer" = [])),
+    request_body = QueueBody,
+    responses(
+        (status = 201, description = "A new ticket: `{ticket_id, status, position (null before \
+            the opening), eta_s, poll_after_s}`"),
+        (status = 200, description = "The account's ticket, as before"),
+        (status = 404, description = "`not_found`: no such release", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: the release holds \
+            `queue_tickets_max` tickets", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`: the ticket could not be made durable",
+            body = ErrorBody)))]
+async fn enqueue(
+    State(state): State<AppState>,
+    citizen: Citizen,
+    ApiJson(body): ApiJson<QueueBody>,
+) -> Result<Response, ApiError> {
+    let room = room_of(&state, body.release_id)?;
+    let account = citizen.account_id;
+    let now = state.now();
+    let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    let (index, fresh) = match room.queue.lock().enqueue(account.0, now_ms) {
+        Ok(x) => x,
+        Err(_) => return Err(ApiError::too_many_requests(QUEUE_FULL_RETRY_AFTER_S)),
+    };
+    if fresh {
+        let event = Event::QueueTicketIssued(QueueTicket {
+            release_id: room.release.release_id,
+            index,
+            account_id: account,
+            created_at: now,
+        });
+        commit_ticket(&state, &room, index, event).await?;
+    }
+    let answer = room
+        .queue
+        .lock()
+        .poll(index, account.0, now_ms)
+        .map_err(|_| ApiError::not_found())?;
+    let status = if fresh {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(no_store(
+        status,
+        ticket_json(&state, &room, account, &answer),
+    ))
+}
+
+/// Hands a new ticket to the writer and waits for its commit (in a task of its own, so a
+/// client going away cannot leave the place half given): a failed commit gives the place up.
+async fn commit_ticket(
+    state: &AppState,
+    room: &Arc<Room>,
+    index: u32,
+    event: Event,
+) -> Result<(), ApiError> {
+    let ticket = match state.writer.submit(vec![event]) {
+        Ok(t) => t,
+        Err(e) => {
+            if matches!(e, kataar_store::SubmitError::QueueFull) {
+                state.admission.breaker().record_queue_full();
+            }
+            room.queue.lock().withdraw(index);
+            return Err(ApiError::store_unavailable(STORE_RETRY_AFTER_S));
+        }
+    };
+    let room2 = room.clone();
+    let waiter = tokio::spawn(async move {
+        let committed = ticket.await.is_ok();
+        if !committed {
+            room2.queue.lock().withdraw(index);
+        }
+        committed
+    });
+    match tokio::time::timeout(state.commit_wait, waiter).await {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => Err(ApiError::store_unavailable(STORE_RETRY_AFTER_S)),
+        _ => Err(crate::durable::outcome_unknown()),
+    }
+}
+
+/// A ticket's place: `position` (1 = next), `eta_s`, `poll_after_s`; once admitted the `pass`
+/// to book with. From memory, O(1). Only the ticket's own account may read it.
+#[utoipa::path(get, path = "/v1/queue/{ticket_id}", tag = "citizens",
+    security(("bearer" = [])), params(("ticket_id" = String, Path)),
+    responses(
+        (status = 200, description = "`{ticket_id, status: waiting|admitted|sold_out|expired, \
+            position, eta_s, poll_after_s, pass, pass_expires_at}`"),
+        (status = 404, description = "`not_found`: no such ticket for this account",
+            body = ErrorBody)))]
+async fn poll(
+    State(state): State<AppState>,
+    citizen: Citizen,
+    ApiPath(ticket_id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let (release, index) = state
+        .waitroom
+        .key()
+        .parse_ticket(&ticket_id)
+        .ok_or_else(ApiError::not_found)?;
+    let room = room_of(&state, release)?;
+    let now_ms = u64::try_from(state.now().timestamp_millis()).unwrap_or(0);
+    let answer = room
+        .queue
+        .lock()
+        .poll(index, citizen.account_id.0, now_ms)
+        .map_err(|e| match e {
+            QueueError::NoTicket | QueueError::NotYours | QueueError::Full => ApiError::not_found(),
+        })?;
+    metrics::counter!("kataar_queue_polls_total").increment(1);
+    Ok(no_store(
+        StatusCode::OK,
+        ticket_json(&state, &room, citizen.account_id, &answer),
+    ))
+}

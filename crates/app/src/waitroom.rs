@@ -1,0 +1,473 @@
+//! The launch waiting rooms of a running server: one [`Queue`] per release, the gate that
+//! asks bookings of a release's sessions for a pass, and the step task that opens releases at
+//! their instant, admits from their queues and makes each step durable.
+//!
+//! The draw's secret of a release is `HMAC-SHA256(draw key, release id ‖ nonce)`: the store
+//! keeps only the nonce, the draw key is derived from the token secret, so neither the
+//! database nor its backups can tell the shuffle before the opening.
+
+use crate::state::AppState;
+use chrono::{DateTime, TimeZone, Utc};
+use hmac::{Hmac, Mac};
+use kataar_api::ApiError;
+use kataar_domain::*;
+use kataar_waitroom::{Key, Queue, QueueConfig, Step};
+use parking_lot::{Mutex, RwLock};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often each release's queue is stepped (opening, admissions, expiry), in milliseconds.
+pub const QUEUE_STEP_MS: u64 = 100;
+
+/// The request header carrying a waiting-room pass.
+pub const PASS_HEADER: &str = "kataar-pass";
+
+/// The waiting rooms' bounds and pacing (config keys `releases_max`, `queue_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Releases kept at once.
+    pub releases_max: u32,
+    /// Tickets per release.
+    pub tickets_max: u32,
+    /// Seconds a waiting ticket keeps its place past its poll time.
+    pub keepalive_s: u32,
+    /// Polls per second of a whole queue.
+    pub poll_budget_per_s: u32,
+    /// Shortest `poll_after_s`.
+    pub poll_min_s: u32,
+    /// Longest `poll_after_s`.
+    pub poll_max_s: u32,
+    /// Admissions per second of a release that names none (the booking lane's rate).
+    pub default_admit_per_s: f64,
+}
+
+/// One release and its queue.
+pub struct Room {
+    /// The release as announced.
+    pub release: Release,
+    /// Its queue.
+    pub queue: Mutex<Queue>,
+    /// The published draw, rendered once after the opening.
+    pub draw_json: std::sync::OnceLock<axum::body::Bytes>,
+    opening: AtomicBool,
+}
+
+/// Every release's waiting room.
+pub struct Waitroom {
+    key: Key,
+    draw_key: [u8; 32],
+    limits: Limits,
+    rooms: RwLock<BTreeMap<ReleaseId, Arc<Room>>>,
+    by_session: RwLock<BTreeMap<SessionId, ReleaseId>>,
+    next_id: AtomicU64,
+    /// Set when the booking lane refused for load since the last step.
+    lane_refused: AtomicBool,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn derive(secret: &[u8], label: &[u8]) -> [u8; 32] {
+    let mut m = match HmacSha256::new_from_slice(secret) {
+        Ok(m) => m,
+        // HMAC takes a key of any length.
+        Err(_) => return [0; 32],
+    };
+    m.update(label);
+    m.finalize().into_bytes().into()
+}
+
+fn unix_ms(t: DateTime<Utc>) -> u64 {
+    u64::try_from(t.timestamp_millis()).unwrap_or(0)
+}
+
+/// The instant of a unix time in milliseconds.
+pub fn from_unix_ms(ms: u64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(i64::try_from(ms).unwrap_or(i64::MAX))
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+impl Waitroom {
+    /// The waiting rooms, keyed from the token secret, rebuilt from what the store loaded.
+    pub fn restore(
+        token_secret: &[u8],
+        limits: Limits,
+        releases: Vec<ReleaseState>,
+        tickets: Vec<QueueTicket>,
+        admissions: Vec<QueueAdmission>,
+        now: DateTime<Utc>,
+    ) -> Waitroom {
+        let w = Waitroom {
+            key: Key::new(derive(
+                token_secret,
+                b"kataar waiting-room tickets and passes v1",
+            )),
+            draw_key: derive(token_secret, b"kataar waiting-room draw v1"),
+            limits,
+            rooms: RwLock::new(BTreeMap::new()),
+            by_session: RwLock::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            lane_refused: AtomicBool::new(false),
+        };
+        let mut tickets_of: BTreeMap<ReleaseId, Vec<(u32, u64, u64)>> = BTreeMap::new();
+        for t in tickets {
+            tickets_of.entry(t.release_id).or_default().push((
+                t.index,
+                t.account_id.0,
+                unix_ms(t.created_at),
+            ));
+        }
+        let mut admissions_of: BTreeMap<ReleaseId, Vec<(u32, u64)>> = BTreeMap::new();
+        for a in admissions {
+            admissions_of
+                .entry(a.release_id)
+                .or_default()
+                .push((a.index, unix_ms(a.expires_at)));
+        }
+        for state in releases {
+            let id = state.release.release_id;
+            let queue = Queue::restore(
+                w.queue_config(&state.release),
+                w.secret_of(&state.release),
+                w.key.clone(),
+                tickets_of.remove(&id).unwrap_or_default(),
+                state.prequeue,
+                state.cursor,
+                admissions_of.get(&id).map_or(&[][..], |v| v.as_slice()),
+                unix_ms(now),
+            );
+            w.insert(state.release, queue);
+        }
+        w
+    }
+
+    fn insert(&self, release: Release, queue: Queue) {
+        let id = release.release_id;
+        self.next_id.fetch_max(id.0 + 1, Ordering::Relaxed);
+        {
+            let mut by_session = self.by_session.write();
+            for s in &release.session_ids {
+                by_session.insert(*s, id);
+            }
+        }
+        self.rooms.write().insert(
+            id,
+            Arc::new(Room {
+                release,
+                queue: Mutex::new(queue),
+                draw_json: std::sync::OnceLock::new(),
+                opening: AtomicBool::new(false),
+            }),
+        );
+    }
+
+    fn remove(&self, id: ReleaseId) {
+        if let Some(room) = self.rooms.write().remove(&id) {
+            let mut by_session = self.by_session.write();
+            for s in &room.release.session_ids {
+                if by_session.get(s) == Some(&id) {
+                    by_session.remove(s);
+                }
+            }
+        }
+    }
+
+    fn queue_config(&self, r: &Release) -> QueueConfig {
+        QueueConfig {
+            release_id: r.release_id.0,
+            created_at_ms: unix_ms(r.created_at),
+            opens_at_ms: unix_ms(r.opens_at),
+            admit_per_s: r
+                .admit_per_s
+                .map_or(self.limits.default_admit_per_s, f64::from),
+            pass_ttl_s: r.pass_ttl_s,
+            keepalive_s: self.limits.keepalive_s,
+            tickets_max: self.limits.tickets_max,
+            poll_budget_per_s: f64::from(self.limits.poll_budget_per_s),
+            poll_min_s: self.limits.poll_min_s,
+            poll_max_s: self.limits.poll_max_s,
+        }
+    }
+
+    fn secret_of(&self, r: &Release) -> [u8; 32] {
+        let mut label = r.release_id.0.to_be_bytes().to_vec();
+        label.extend_from_slice(r.draw_nonce.as_bytes());
+        derive(&self.draw_key, &label)
+    }
+
+    /// The room of a release.
+    pub fn room(&self, id: ReleaseId) -> Option<Arc<Room>> {
+        self.rooms.read().get(&id).cloned()
+    }
+
+    /// Every room, by release id.
+    pub fn rooms(&self) -> Vec<Arc<Room>> {
+        self.rooms.read().values().cloned().collect()
+    }
+
+    /// The release a session belongs to.
+    pub fn release_of(&self, session: SessionId) -> Option<ReleaseId> {
+        self.by_session.read().get(&session).copied()
+    }
+
+    /// The ticket-id and pass key.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The booking lane refused a request for load: the next step lowers every open queue's
+    /// admission rate.
+    pub fn booking_lane_refused(&self) {
+        self.lane_refused.store(true, Ordering::Relaxed);
+    }
+
+    /// A new release (not yet durable): its id, its queue and the `ReleaseCreated` event.
+    /// Refused with `429` at `releases_max`, and `409 already_booked`-free: a session already in
+    /// another release is `400 invalid_request`.
+    pub fn prepare(
+        &self,
+        session_ids: Vec<SessionId>,
+        opens_at: DateTime<Utc>,
+        admit_per_s: Option<u32>,
+        pass_ttl_s: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Release, ApiError> {
+        if self.rooms.read().len() >= self.limits.releases_max as usize {
+            return Err(ApiError::too_many_requests(60));
+        }
+        {
+            let by_session = self.by_session.read();
+            if let Some(s) = session_ids.iter().find(|s| by_session.contains_key(s)) {
+                return Err(ApiError::invalid_request(
+                    "session_ids",
+                    format!("session {s} already belongs to a release"),
+                ));
+            }
+        }
+        let nonce: [u8; 32] = rand::random();
+        let release = Release {
+            release_id: ReleaseId(self.next_id.fetch_add(1, Ordering::Relaxed)),
+            session_ids,
+            opens_at,
+            admit_per_s,
+            pass_ttl_s,
+            draw_nonce: hex::encode(nonce),
+            created_at: now,
+        };
+        let queue = Queue::new(
+            self.queue_config(&release),
+            self.secret_of(&release),
+            self.key.clone(),
+        );
+        self.insert(release.clone(), queue);
+        Ok(release)
+    }
+
+    /// Forgets a release whose creation was certainly not committed.
+    pub fn abandon(&self, id: ReleaseId) {
+        self.remove(id);
+    }
+
+    /// The gate of a booking in `session` by `account` with the request's pass: `Ok(None)`
+    /// outside any release, `Ok(Some((room, place)))` with a valid pass.
+    pub fn check(
+        &self,
+        session: SessionId,
+        account: AccountId,
+        pass: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Arc<Room>, u32)>, BookingError> {
+        let Some(id) = self.release_of(session) else {
+            return Ok(None);
+        };
+        let Some(room) = self.room(id) else {
+            return Ok(None);
+        };
+        let Some(pass) = pass else {
+            return Err(BookingError::QueueRequired);
+        };
+        match self.key.check_pass(pass, id.0, account.0, unix_ms(now)) {
+            Ok(place) => Ok(Some((room, place))),
+            Err(_) => Err(BookingError::PassInvalid),
+        }
+    }
+}
+
+/// Starts the step task: every [`QUEUE_STEP_MS`], each release is opened when due (its draw
+/// computed off the async workers), its queue advanced with the places its sessions have
+/// left, and the step's opening and admissions handed to the writer.
+pub fn spawn_steps(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(QUEUE_STEP_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let lowered = state.waitroom.lane_refused.swap(false, Ordering::Relaxed);
+            for room in state.waitroom.rooms() {
+                step_room(&state, &room, lowered).await;
+            }
+        }
+    });
+}
+
+/// Online places left in a release's sessions (both doses).
+pub fn available(state: &AppState, release: &Release) -> u64 {
+    release
+        .session_ids
+        .iter()
+        .filter_map(|s| state.inv.session(*s))
+        .filter(|v| !v.closed)
+        .map(|v| {
+            u64::from(v.online_available(Dose::One)) + u64::from(v.online_available(Dose::Two))
+        })
+        .sum()
+}
+
+async fn step_room(state: &AppState, room: &Arc<Room>, lowered: bool) {
+    let now = unix_ms(state.now());
+    let mut opened = None;
+    let due = !room.queue.lock().is_open() && now >= unix_ms(room.release.opens_at);
+    if due && !room.opening.swap(true, Ordering::SeqCst) {
+        // The pre-queue is what was given by now; tickets given while the draw is computed
+        // queue behind it.
+        let (n, drawer) = {
+            let q = room.queue.lock();
+            (u32::try_from(q.len()).unwrap_or(u32::MAX), q.drawer())
+        };
+        let order = tokio::task::spawn_blocking(move || drawer.order(n)).await;
+        match order {
+            Ok(order) => {
+                room.queue.lock().open_with(n, order);
+                opened = Some(n);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, release = room.release.release_id.0, "the draw failed");
+                room.opening.store(false, Ordering::SeqCst);
+                return;
+            }
+        }
+    }
+    let places = available(state, &room.release);
+    let step: Step = {
+        let mut q = room.queue.lock();
+        if lowered && q.is_open() {
+            q.lower_rate(now);
+        }
+        let mut step = q.advance(now, places);
+        if opened.is_some() {
+            step.opened = opened;
+        }
+        step
+    };
+    record_metrics(room);
+    let id = room.release.release_id;
+    let mut events = Vec::new();
+    if let Some(prequeue) = step.opened {
+        events.push(Event::ReleaseOpened {
+            release_id: id,
+            prequeue,
+        });
+    }
+    if !step.admitted.is_empty() {
+        metrics::counter!("kataar_queue_admitted_total", "release" => id.0.to_string())
+            .increment(step.admitted.len() as u64);
+        let waited =
+            metrics::histogram!("kataar_queue_wait_seconds", "release" => id.0.to_string());
+        for w in &step.waits_s {
+            waited.record(f64::from(*w));
+        }
+        events.push(Event::QueueAdvanced {
+            release_id: id,
+            cursor: step.cursor,
+            admitted: step
+                .admitted
+                .iter()
+                .map(|&(index, expires)| QueueAdmission {
+                    release_id: id,
+                    index,
+                    expires_at: from_unix_ms(expires),
+                })
+                .collect(),
+        });
+    }
+    if events.is_empty() {
+        return;
+    }
+    // Not awaited: a step that fails to commit is repeated after a restart at worst (the
+    // admitted places are admitted again), which loses no one's place.
+    match state.writer.submit(events) {
+        Ok(ticket) => {
+            tokio::spawn(async move {
+                if let Err(e) = ticket.await {
+                    tracing::warn!(error = %e, release = id.0, "a queue step was not committed");
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, release = id.0, "the writer refused a queue step"),
+    }
+}
+
+fn record_metrics(room: &Room) {
+    let (c, sold_out) = {
+        let q = room.queue.lock();
+        (q.counts(), q.sold_out())
+    };
+    let id = room.release.release_id.0.to_string();
+    metrics::gauge!("kataar_queue_waiting", "release" => id.clone()).set(c.waiting as f64);
+    metrics::gauge!("kataar_queue_passes_outstanding", "release" => id.clone())
+        .set(c.outstanding as f64);
+    metrics::gauge!("kataar_queue_expired", "release" => id.clone()).set(c.expired as f64);
+    metrics::gauge!("kataar_queue_booked", "release" => id.clone()).set(c.booked as f64);
+    metrics::gauge!("kataar_queue_sold_out", "release" => id.clone()).set(if sold_out {
+        1.0
+    } else {
+        0.0
+    });
+    metrics::gauge!("kataar_queue_admit_per_second", "release" => id.clone()).set(c.admit_per_s);
+    metrics::gauge!("kataar_queue_poll_budget_used_per_second", "release" => id)
+        .set(c.poll_rate_per_s);
+}
+
+/// The `Kataar-Pass` header of a request.
+pub fn pass_of(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(PASS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The place a booking's pass was checked for, so that the queue learns it booked.
+#[derive(Default)]
+pub struct Admitted(Mutex<Option<(Arc<Room>, u32)>>);
+
+impl Admitted {
+    /// The engine's gate for a booking by `account` with `pass`: a session of a release needs
+    /// a valid pass of that release for this account.
+    pub fn gate<'a>(
+        &'a self,
+        state: &'a AppState,
+        account: AccountId,
+        pass: Option<&'a str>,
+    ) -> impl Fn(&Session) -> Result<(), BookingError> + 'a {
+        move |session: &Session| {
+            if let Some(held) =
+                state
+                    .waitroom
+                    .check(session.session_id, account, pass, state.now())?
+            {
+                *self.0.lock() = Some(held);
+            }
+            Ok(())
+        }
+    }
+
+    /// The booking committed: its place in the queue is marked booked.
+    pub fn booked(&self) {
+        if let Some((room, place)) = self.0.lock().take() {
+            room.queue.lock().mark_booked(place);
+        }
+    }
+}

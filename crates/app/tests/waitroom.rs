@@ -1,0 +1,454 @@
+//! The launch waiting room end to end, over real HTTP against the real server on PostgreSQL:
+//! a release announced, tickets taken before the opening, the draw at the opening, admission
+//! at the release's rate, booking with a pass (`queue_required`, `pass_invalid` without a
+//! good one), sold-out told to everyone still waiting, the published draw verified, and a
+//! restart in the middle of the queue that keeps every place.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::TestServer;
+use kataar_waitroom::draw::{self, Verdict};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Every booking attempt under its own `Idempotency-Key` (refusals are remembered too).
+static ATTEMPT: AtomicU64 = AtomicU64::new(0);
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+/// A one-slot session tomorrow at the first demo centre with `places` online dose-1 places:
+/// (session_id, slot_id).
+async fn session(srv: &TestServer, places: u32) -> (u64, u64) {
+    let centre = srv.state.inv.centres()[0].centre_id.0;
+    let date = srv.state.today() + chrono::Days::new(1);
+    let body = json!({"centre_id": centre, "date": date.format("%Y-%m-%d").to_string(),
+        "vaccine": "COVISHIELD", "min_age": 18, "max_age": null,
+        "slots": [{"start": "09:00", "end": "11:00", "capacity":
+            {"dose1_online": places, "dose1_walkin": 0, "dose2_online": 0, "dose2_walkin": 0}}]});
+    let (s, v) = srv
+        .post("/v1/admin/sessions", Some(&srv.admin_key), body)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    (
+        v["session_id"].as_u64().unwrap(),
+        v["slots"][0]["slot_id"].as_u64().unwrap(),
+    )
+}
+
+/// `n` citizens, each with one beneficiary: (token, beneficiary id).
+async fn citizens(srv: &TestServer, n: u64) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for a in 0..n {
+        let token = srv.login(&format!("97{:08}", 4000 + a)).await;
+        let (s, v) = srv
+            .post(
+                "/v1/beneficiaries",
+                Some(&token),
+                json!({"name": format!("Q{a}"), "birth_year": 1990, "gender": "female",
+                       "id_type": "aadhaar", "id_number": common::aadhaar(70_000 + a)}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        out.push((token, v["beneficiary_id"].as_u64().unwrap()));
+    }
+    out
+}
+
+async fn book(
+    srv: &TestServer,
+    token: &str,
+    pass: Option<&str>,
+    beneficiary: u64,
+    (session_id, slot_id): (u64, u64),
+) -> (StatusCode, Value) {
+    let mut req = srv
+        .http
+        .post(format!("{}/v1/bookings", srv.base))
+        .bearer_auth(token)
+        .header(
+            "Idempotency-Key",
+            format!(
+                "q-{beneficiary}-{}",
+                ATTEMPT.fetch_add(1, Ordering::Relaxed)
+            ),
+        )
+        .json(
+            &json!({"beneficiary_id": beneficiary, "session_id": session_id,
+                      "slot_id": slot_id, "dose": 1}),
+        );
+    if let Some(p) = pass {
+        req = req.header("Kataar-Pass", p);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn ticket(srv: &TestServer, token: &str, id: &str) -> Value {
+    let (s, h, v) = srv
+        .call(Method::GET, &format!("/v1/queue/{id}"), Some(token), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(h["cache-control"], "no-store");
+    v
+}
+
+async fn wait_for_status(srv: &TestServer, release: u64, want: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (s, v) = srv.get(&format!("/v1/releases/{release}"), None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        if v["status"] == want {
+            return v;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "release never became {want}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_through_the_waiting_room_on_postgres() {
+    let srv = TestServer::postgres_with(|c| {
+        c.queue_poll_min_s = 1;
+    })
+    .await;
+    let places = session(&srv, 3).await;
+    let people = citizens(&srv, 6).await;
+
+    // Announce: opens in three seconds, one admission a second, passes valid 60 s.
+    let opens_at = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let body = json!({"session_ids": [places.0],
+        "opens_at": opens_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "admit_per_s": 1, "pass_ttl_s": 60});
+    let (s, v) = srv
+        .post("/v1/admin/releases", Some(&srv.admin_key), body.clone())
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let release = v["release_id"].as_u64().unwrap();
+    assert_eq!(v["status"], "scheduled");
+    let commitment = v["draw_commitment"].as_str().unwrap().to_string();
+    assert_eq!(commitment.len(), 64);
+    // A session belongs to one release only; a citizen cannot announce one.
+    let (s, v) = srv
+        .post("/v1/admin/releases", Some(&srv.admin_key), body.clone())
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request"));
+    let (s, _) = srv
+        .post("/v1/admin/releases", Some(&people[0].0), body)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Before the opening: booking is not_open, the draw is not published.
+    let (s, v) = book(&srv, &people[0].0, None, people[0].1, places).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "not_open"), "{v}");
+    let (s, v) = srv.get(&format!("/v1/releases/{release}/draw"), None).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "not_open"), "{v}");
+
+    // Everyone takes a ticket before the opening; asking again gives the same one.
+    let mut tickets = Vec::new();
+    for (token, _) in &people {
+        let (s, h, v) = srv
+            .call(
+                Method::POST,
+                "/v1/queue",
+                Some(token),
+                Some(json!({"release_id": release})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(h["cache-control"], "no-store");
+        assert_eq!(v["status"], "waiting");
+        assert_eq!(v["position"], Value::Null, "no position before the draw");
+        assert!(v["poll_after_s"].as_u64().unwrap() >= 1);
+        let (s, again) = srv
+            .post("/v1/queue", Some(token), json!({"release_id": release}))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(again["ticket_id"], v["ticket_id"]);
+        tickets.push(v["ticket_id"].as_str().unwrap().to_string());
+    }
+    // A ticket is read only by its own account; an unknown release or ticket is 404.
+    let (s, _) = srv
+        .get(&format!("/v1/queue/{}", tickets[0]), Some(&people[1].0))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let forged = format!("{release}-0-0000000000000000");
+    let (s, _) = srv
+        .get(&format!("/v1/queue/{forged}"), Some(&people[0].0))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = srv
+        .post("/v1/queue", Some(&people[0].0), json!({"release_id": 999}))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // The opening: positions are a permutation of 1..=6.
+    wait_for_status(&srv, release, "open").await;
+    let mut positions = BTreeMap::new();
+    for (i, (token, _)) in people.iter().enumerate() {
+        let v = ticket(&srv, token, &tickets[i]).await;
+        if v["status"] == "waiting" {
+            positions.insert(v["position"].as_u64().unwrap(), i);
+        }
+    }
+    // (The first may already be admitted.)
+    assert!(positions.len() >= 5, "{positions:?}");
+    assert!(positions.keys().copied().eq(1..=positions.len() as u64));
+
+    // Without a pass, or with a bad one, a booking of the release's session is refused.
+    let (s, v) = book(&srv, &people[0].0, None, people[0].1, places).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "queue_required"),
+        "{v}"
+    );
+    let (s, v) = book(
+        &srv,
+        &people[0].0,
+        Some("KP1.1.2.3.4.x"),
+        people[0].1,
+        places,
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::FORBIDDEN, "pass_invalid"),
+        "{v}"
+    );
+
+    // The published draw verifies against the commitment noted before the opening, and its
+    // order is the admission order.
+    let (s, d) = srv.get(&format!("/v1/releases/{release}/draw"), None).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut secret = [0u8; 32];
+    hex::decode_to_slice(d["secret"].as_str().unwrap(), &mut secret).unwrap();
+    let order = strings(&d["order"]);
+    assert_eq!(
+        draw::verify(&commitment, &secret, &strings(&d["tickets"]), &order),
+        Verdict::Matches
+    );
+    assert_eq!(order.len(), 6);
+
+    // A restart in the middle of the queue: the draw and every waiting place are kept.
+    let (db, dir) = srv.stop().await;
+    let srv = TestServer::start(db, Some(dir)).await;
+    let (s, d2) = srv.get(&format!("/v1/releases/{release}/draw"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(d2["order"], d["order"], "a restart must not reshuffle");
+    let mut waiting: Vec<(u64, String)> = Vec::new();
+    for (i, (token, _)) in people.iter().enumerate() {
+        let v = ticket(&srv, token, &tickets[i]).await;
+        if v["status"] == "waiting" {
+            waiting.push((v["position"].as_u64().unwrap(), tickets[i].clone()));
+        }
+    }
+    waiting.sort();
+    let in_draw_order: Vec<&String> = order
+        .iter()
+        .filter(|t| waiting.iter().any(|(_, w)| w == *t))
+        .collect();
+    assert_eq!(
+        waiting.iter().map(|(_, t)| t).collect::<Vec<_>>(),
+        in_draw_order,
+        "waiting places follow the draw after the restart"
+    );
+
+    // Follow the queue: each admitted holder books with the pass; the pool has 3 places.
+    let index_of = |t: &String| tickets.iter().position(|x| x == t).unwrap();
+    let mut booked = 0;
+    for t in &order {
+        let i = index_of(t);
+        let (token, beneficiary) = &people[i];
+        let started = Instant::now();
+        let v = loop {
+            let v = ticket(&srv, token, t).await;
+            if v["status"] != "waiting" {
+                break v;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "{v}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        if booked == 3 {
+            assert_eq!(v["status"], "sold_out", "{v}");
+            continue;
+        }
+        assert_eq!(v["status"], "admitted", "{v}");
+        let pass = v["pass"].as_str().unwrap();
+        assert!(v["pass_expires_at"].as_str().is_some());
+        // Another account cannot use it.
+        let other = &people[(i + 1) % people.len()];
+        let (s, e) = book(&srv, &other.0, Some(pass), other.1, places).await;
+        assert_eq!(
+            (s, code(&e)),
+            (StatusCode::FORBIDDEN, "pass_invalid"),
+            "{e}"
+        );
+        let (s, b) = book(&srv, token, Some(pass), *beneficiary, places).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        booked += 1;
+    }
+    assert_eq!(booked, 3);
+    let status = wait_for_status(&srv, release, "sold_out").await;
+    assert_eq!(status["available"], 0);
+    assert_eq!(status["admitted"], 3, "{status}");
+
+    // The metrics show the queue.
+    let (_, metrics) = srv.get("/metrics", None).await;
+    let metrics = metrics.as_str().unwrap_or_default();
+    assert!(metrics.contains("kataar_queue_waiting"), "{metrics}");
+    assert!(metrics.contains("kataar_queue_sold_out"));
+    srv.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_refuses_bad_announcements() {
+    let srv = TestServer::postgres().await;
+    let places = session(&srv, 3).await;
+    let soon = (chrono::Utc::now() + chrono::Duration::minutes(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let past = (chrono::Utc::now() - chrono::Duration::minutes(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for (body, field) in [
+        (json!({"session_ids": [], "opens_at": soon}), "session_ids"),
+        (
+            json!({"session_ids": [places.0, places.0], "opens_at": soon}),
+            "session_ids",
+        ),
+        (
+            json!({"session_ids": [987654], "opens_at": soon}),
+            "session_ids",
+        ),
+        (
+            json!({"session_ids": [places.0], "opens_at": past}),
+            "opens_at",
+        ),
+        (
+            json!({"session_ids": [places.0], "opens_at": "tomorrow"}),
+            "opens_at",
+        ),
+        (
+            json!({"session_ids": [places.0], "opens_at": soon, "admit_per_s": 0}),
+            "admit_per_s",
+        ),
+        (
+            json!({"session_ids": [places.0], "opens_at": soon, "admit_per_s": 100_001}),
+            "admit_per_s",
+        ),
+        (
+            json!({"session_ids": [places.0], "opens_at": soon, "pass_ttl_s": 29}),
+            "pass_ttl_s",
+        ),
+        (
+            json!({"session_ids": [places.0], "opens_at": soon, "pass_ttl_s": 3_601}),
+            "pass_ttl_s",
+        ),
+    ] {
+        let (s, v) = srv
+            .post("/v1/admin/releases", Some(&srv.admin_key), body.clone())
+            .await;
+        assert_eq!(
+            (s, code(&v), v["error"]["details"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_request", Some(field)),
+            "{body}: {v}"
+        );
+    }
+    // At the bounds: accepted.
+    let body = json!({"session_ids": [places.0], "opens_at": soon, "admit_per_s": 100_000,
+                      "pass_ttl_s": 3_600});
+    let (s, v) = srv
+        .post("/v1/admin/releases", Some(&srv.admin_key), body)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // The session shows its opening in availability.
+    let (s, v) = srv
+        .get("/v1/availability?district_id=312&days=3", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        v.to_string().contains(&format!("\"opens_at\":\"{soon}\"")),
+        "{v}"
+    );
+    srv.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_and_tickets_are_bounded() {
+    let srv = TestServer::postgres_with(|c| {
+        c.releases_max = 1;
+        c.queue_tickets_max = 2;
+    })
+    .await;
+    let a = session(&srv, 3).await;
+    let b = session(&srv, 3).await;
+    let soon = (chrono::Utc::now() + chrono::Duration::minutes(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (s, v) = srv
+        .post(
+            "/v1/admin/releases",
+            Some(&srv.admin_key),
+            json!({"session_ids": [a.0], "opens_at": soon}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let release = v["release_id"].as_u64().unwrap();
+    let (s, h, v) = srv
+        .call(
+            Method::POST,
+            "/v1/admin/releases",
+            Some(&srv.admin_key),
+            Some(json!({"session_ids": [b.0], "opens_at": soon})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+    );
+    assert!(h.contains_key("retry-after"));
+    let people = citizens(&srv, 3).await;
+    for (token, _) in &people[..2] {
+        let (s, v) = srv
+            .post("/v1/queue", Some(token), json!({"release_id": release}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, h, v) = srv
+        .call(
+            Method::POST,
+            "/v1/queue",
+            Some(&people[2].0),
+            Some(json!({"release_id": release})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+        "{v}"
+    );
+    assert!(h.contains_key("retry-after"));
+    // The holders still get their own tickets.
+    let (s, _) = srv
+        .post(
+            "/v1/queue",
+            Some(&people[0].0),
+            json!({"release_id": release}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    srv.finish().await;
+}
