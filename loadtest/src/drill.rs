@@ -10,7 +10,7 @@
 //! (`ulimit -n 65536`).
 
 use crate::exec::ClientSet;
-use crate::kataar::{citizens, publish, EngineCmd, Fixture};
+use crate::kataar::{citizens, publish, Fixture};
 use anyhow::Context;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -148,19 +148,21 @@ async fn trickle_once(addr: SocketAddr, stop_at: Instant) {
 /// Runs the drill and writes `drill.json` into `plan.out`; returns the report.
 pub async fn run(plan: DrillPlan) -> anyhow::Result<Value> {
     std::fs::create_dir_all(&plan.out)?;
-    let dir = tempfile::tempdir()?;
-    let db = crate::pg::FreshDb::create(&plan.database_url, "kataar_drill").await?;
-    let engine = EngineCmd {
-        bin: plan.bin.clone(),
-        database_url: db.url.clone(),
-        otp_file: dir.path().join("otp.jsonl"),
-        data_dir: dir.path().join("data"),
-        taskset_cpus: None,
-        env: Vec::new(),
-    };
+    let crate::kataar::FreshEngine {
+        db,
+        engine,
+        key,
+        server,
+        dir: _dir,
+    } = crate::kataar::start_fresh(
+        &plan.bin,
+        &plan.database_url,
+        "kataar_drill",
+        Vec::new(),
+        &plan.out.join("server-1.log"),
+    )
+    .await?;
     let otp_file = engine.otp_file.clone();
-    let key = engine.create_admin_key().await?;
-    let server = engine.start(Some(&plan.out.join("server-1.log"))).await?;
     let base = server.base.clone();
     let setup = ClientSet::new(16)?;
     let mut fx = Fixture {

@@ -130,6 +130,51 @@ impl EngineCmd {
     }
 }
 
+/// A run's engine on a fresh database: the database, how to start the engine again, an
+/// operator key, the running server and the directory holding its data and OTP file.
+pub struct FreshEngine {
+    /// The database (drop it after the run).
+    pub db: crate::pg::FreshDb,
+    /// The engine's command (a restart reuses it).
+    pub engine: EngineCmd,
+    /// An admin key.
+    pub key: String,
+    /// The running server.
+    pub server: Server,
+    /// The data directory and OTP file live here.
+    pub dir: tempfile::TempDir,
+}
+
+/// Makes a fresh database named from `prefix` on `database_url`, creates an admin key and
+/// starts `bin` on it with `env`, its log in `log`.
+pub async fn start_fresh(
+    bin: &Path,
+    database_url: &str,
+    prefix: &str,
+    env: Vec<(String, String)>,
+    log: &Path,
+) -> anyhow::Result<FreshEngine> {
+    let dir = tempfile::tempdir()?;
+    let db = crate::pg::FreshDb::create(database_url, prefix).await?;
+    let engine = EngineCmd {
+        bin: bin.to_path_buf(),
+        database_url: db.url.clone(),
+        otp_file: dir.path().join("otp.jsonl"),
+        data_dir: dir.path().join("data"),
+        taskset_cpus: None,
+        env,
+    };
+    let key = engine.create_admin_key().await?;
+    let server = engine.start(Some(log)).await?;
+    Ok(FreshEngine {
+        db,
+        engine,
+        key,
+        server,
+        dir,
+    })
+}
+
 /// Tomorrow in India (sessions are published for tomorrow so "today" rules never close them).
 pub fn session_date() -> String {
     let ist = chrono::Utc::now() + chrono::Duration::minutes(330) + chrono::Duration::days(1);

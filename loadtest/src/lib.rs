@@ -13,6 +13,7 @@
 //! - [`wrk`]: `wrk` (C, Lua-scripted) as an independent generator for the raw ceilings.
 //! - [`trace`]: the launch-day trace (28 April 2021 shape): generator, file format, reader.
 //! - [`kataar`]: driving the real engine: processes, setup through the v1 API, executors.
+//! - [`launch`]: the launch through the waiting room (polite and aggressive pollers).
 //! - [`verdict`]: O, L, D after every run, in the database or through the operators' API.
 //! - [`procs`]: child processes (listen line, CPU time from `/proc`, SIGTERM, taskset).
 //! - [`report`]: `report.json`, `summary.md`, SVG charts.
@@ -29,6 +30,7 @@ pub mod drill;
 pub mod exec;
 pub mod html;
 pub mod kataar;
+pub mod launch;
 pub mod lean;
 pub mod pg;
 pub mod pgbench;

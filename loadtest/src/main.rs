@@ -145,6 +145,37 @@ enum Cmd {
         #[arg(long, default_value = "loadtest-out/drill")]
         out: PathBuf,
     },
+    /// The launch through the waiting room: tickets before the opening, polls at
+    /// `poll_after_s` (a share of clients 100x faster), bookings with the pass; writes
+    /// launch.json.
+    Launch {
+        /// The `kataar` binary (a release build).
+        #[arg(long, default_value = "target/release/kataar")]
+        bin: PathBuf,
+        /// PostgreSQL server (a fresh database is made on it and dropped after).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database_url: String,
+        #[arg(long, default_value_t = 2_000)]
+        citizens: usize,
+        #[arg(long, default_value_t = 500)]
+        places: u32,
+        /// Share of clients that poll 100x faster than told.
+        #[arg(long, default_value_t = 0.1)]
+        aggressive_share: f64,
+        #[arg(long, default_value_t = 50)]
+        admit_per_s: u32,
+        /// The queue's poll budget, requests per second.
+        #[arg(long, default_value_t = 200)]
+        poll_budget_per_s: u32,
+        /// Seconds from the release's creation to its opening.
+        #[arg(long, default_value_t = 20)]
+        opens_in_s: u64,
+        /// Requests in each cost measurement (polls, cached availability reads).
+        #[arg(long, default_value_t = 20_000)]
+        cost_requests: usize,
+        #[arg(long, default_value = "loadtest-out/launch")]
+        out: PathBuf,
+    },
     /// Everything side by side on this box; writes report.json, summary.md and charts.
     Compare {
         #[arg(long)]
@@ -404,6 +435,33 @@ async fn main() -> anyhow::Result<()> {
                 out,
             };
             let report = kataar_loadgen::drill::run(plan).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Cmd::Launch {
+            bin,
+            database_url,
+            citizens,
+            places,
+            aggressive_share,
+            admit_per_s,
+            poll_budget_per_s,
+            opens_in_s,
+            cost_requests,
+            out,
+        } => {
+            let plan = kataar_loadgen::launch::LaunchPlan {
+                bin,
+                database_url,
+                citizens,
+                places,
+                aggressive_share: aggressive_share.clamp(0.0, 1.0),
+                admit_per_s,
+                poll_budget_per_s,
+                opens_in_s,
+                cost_requests,
+                out,
+            };
+            let report = kataar_loadgen::launch::run(plan).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Cmd::Compare {

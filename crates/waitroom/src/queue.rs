@@ -390,15 +390,15 @@ impl Queue {
         }
     }
 
-    /// Before the opening: the time until it, spread by place so that the queue's first polls
-    /// after the opening do not all land in the same second.
+    /// Before the opening: the time until it, spread by place over `poll_max_s` so that the
+    /// queue's first polls after the opening do not all land in the same second. (The spread
+    /// cannot follow the pre-queue's size: the first tickets are given when it is still small.)
     fn first_poll_after(&self, index: u32, now_ms: u64) -> u32 {
         if self.prequeue.is_some() {
             return self.cfg.poll_min_s;
         }
         let until = self.cfg.opens_at_ms.saturating_sub(now_ms).div_ceil(1000);
-        let spread = ((self.accounts.len() as f64) / self.cfg.poll_budget_per_s.max(1.0)).ceil();
-        let spread = (spread as u64).clamp(1, u64::from(self.cfg.poll_max_s));
+        let spread = u64::from(self.cfg.poll_max_s.max(1));
         let jitter = (u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % spread;
         u32::try_from(until.min(u64::from(u32::MAX / 2)) + jitter + 1).unwrap_or(u32::MAX / 2)
     }

@@ -495,3 +495,23 @@ proptest! {
         prop_assert_eq!(all.len(), (0..q.len() as u32).filter(|&i| q.rank_of(i).is_some()).count());
     }
 }
+
+/// Tickets taken before the opening are told to come back spread over `poll_max_s` after it,
+/// the first ones as much as the last, so the opening's first polls stay near
+/// tickets / `poll_max_s` per second.
+#[test]
+fn first_polls_after_the_opening_are_spread() {
+    let mut q = queue(10.0, 7);
+    let mut per_second = [0u32; 61];
+    for a in 0..6_000u64 {
+        let now = T0 + a * 5;
+        let (i, _) = q.enqueue(a, now).unwrap();
+        let answer = q.poll(i, a, now).unwrap();
+        let lands = (now / 1000 + u64::from(answer.poll_after_s)) - OPEN / 1000;
+        assert!(lands <= 60, "{a}: {lands}");
+        per_second[lands as usize] += 1;
+    }
+    // 6,000 over 60 s is 100 a second; no second gets more than twice that.
+    let peak = per_second.iter().copied().max().unwrap();
+    assert!(peak <= 200, "{peak}: {per_second:?}");
+}
