@@ -595,13 +595,22 @@ fn verify_draw_command(args: &VerifyDrawArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let commitment = args.commitment.clone().unwrap_or(published);
+    // Without a commitment noted before the opening, the draw can only be checked against the
+    // one it carries itself; the answer says so.
+    let (commitment, source) = match &args.commitment {
+        Some(c) => (c.clone(), "given"),
+        None => (
+            published,
+            "the draw's own (give --commitment noted before the opening)",
+        ),
+    };
     let verdict = kataar_waitroom::draw::verify(&commitment, &secret, &tickets, &order);
     let matches = verdict == kataar_waitroom::draw::Verdict::Matches;
     let mut out = serde_json::json!({
         "matches": matches,
         "verdict": format!("{verdict:?}"),
         "commitment": commitment,
+        "commitment_from": source,
         "tickets": tickets.len(),
     });
     if let (Some(ticket), Some(m)) = (&args.ticket, out.as_object_mut()) {

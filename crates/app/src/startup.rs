@@ -225,6 +225,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         queue_admissions,
         chrono::Utc::now(),
     );
+    waitroom.mark_restored_bookings(&inv);
     let state = AppState(Arc::new(Inner {
         inv: Arc::new(inv),
         store,

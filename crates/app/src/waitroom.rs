@@ -53,6 +53,19 @@ pub struct Room {
     /// The published draw, rendered once after the opening.
     pub draw_json: std::sync::OnceLock<axum::body::Bytes>,
     opening: AtomicBool,
+    /// Set once no session of it can be booked: its gate is gone and it is no longer stepped
+    /// (its status and draw stay readable).
+    closed: AtomicBool,
+    /// The opening and admissions not yet known to be committed (sent again at the next step
+    /// until they are).
+    unsaved: Mutex<Unsaved>,
+}
+
+#[derive(Default)]
+struct Unsaved {
+    opened: Option<u32>,
+    admitted: Vec<QueueAdmission>,
+    cursor: u32,
 }
 
 /// Every release's waiting room.
@@ -145,13 +158,21 @@ impl Waitroom {
     }
 
     fn insert(&self, release: Release, queue: Queue) {
+        let mut by_session = self.by_session.write();
+        self.insert_locked(&mut by_session, release, queue);
+    }
+
+    /// Inserts a room with the session map's write lock held by the caller.
+    fn insert_locked(
+        &self,
+        by_session: &mut BTreeMap<SessionId, ReleaseId>,
+        release: Release,
+        queue: Queue,
+    ) {
         let id = release.release_id;
         self.next_id.fetch_max(id.0 + 1, Ordering::Relaxed);
-        {
-            let mut by_session = self.by_session.write();
-            for s in &release.session_ids {
-                by_session.insert(*s, id);
-            }
+        for s in &release.session_ids {
+            by_session.insert(*s, id);
         }
         self.rooms.write().insert(
             id,
@@ -160,17 +181,38 @@ impl Waitroom {
                 queue: Mutex::new(queue),
                 draw_json: std::sync::OnceLock::new(),
                 opening: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                unsaved: Mutex::new(Unsaved::default()),
             }),
         );
     }
 
     fn remove(&self, id: ReleaseId) {
         if let Some(room) = self.rooms.write().remove(&id) {
-            let mut by_session = self.by_session.write();
-            for s in &room.release.session_ids {
-                if by_session.get(s) == Some(&id) {
-                    by_session.remove(s);
-                }
+            self.ungate(&room);
+        }
+    }
+
+    /// Drops a room's sessions from the gate.
+    fn ungate(&self, room: &Room) {
+        let id = room.release.release_id;
+        let mut by_session = self.by_session.write();
+        for s in &room.release.session_ids {
+            if by_session.get(s) == Some(&id) {
+                by_session.remove(s);
+            }
+        }
+    }
+
+    /// Closes every room none of whose sessions can be booked any more: its gate goes and it
+    /// no longer counts against `releases_max`.
+    pub fn close_finished(&self, state: &AppState) {
+        for room in self.rooms() {
+            if !room.closed.load(Ordering::SeqCst)
+                && is_closed(state, &room.release)
+                && !room.closed.swap(true, Ordering::SeqCst)
+            {
+                self.ungate(&room);
             }
         }
     }
@@ -235,17 +277,22 @@ impl Waitroom {
         pass_ttl_s: u32,
         now: DateTime<Utc>,
     ) -> Result<Release, ApiError> {
-        if self.rooms.read().len() >= self.limits.releases_max as usize {
+        // Held from the check to the insert, so two announcements cannot both take a session.
+        let mut by_session = self.by_session.write();
+        let open = self
+            .rooms
+            .read()
+            .values()
+            .filter(|r| !r.closed.load(Ordering::SeqCst))
+            .count();
+        if open >= self.limits.releases_max as usize {
             return Err(ApiError::too_many_requests(60));
         }
-        {
-            let by_session = self.by_session.read();
-            if let Some(s) = session_ids.iter().find(|s| by_session.contains_key(s)) {
-                return Err(ApiError::invalid_request(
-                    "session_ids",
-                    format!("session {s} already belongs to a release"),
-                ));
-            }
+        if let Some(s) = session_ids.iter().find(|s| by_session.contains_key(s)) {
+            return Err(ApiError::invalid_request(
+                "session_ids",
+                format!("session {s} already belongs to a release"),
+            ));
         }
         let nonce: [u8; 32] = rand::random();
         let release = Release {
@@ -262,8 +309,27 @@ impl Waitroom {
             self.secret_of(&release),
             self.key.clone(),
         );
-        self.insert(release.clone(), queue);
+        self.insert_locked(&mut by_session, release.clone(), queue);
         Ok(release)
+    }
+
+    /// After a restart: places admitted before it whose holder has since booked one of the
+    /// release's sessions are marked booked, so their passes hold no place.
+    pub fn mark_restored_bookings(&self, inv: &kataar_inventory::Inventory) {
+        for room in self.rooms() {
+            let places = room.queue.lock().admitted_places();
+            for place in places {
+                let Some(account) = room.queue.lock().account_of(place) else {
+                    continue;
+                };
+                let booked = inv.bookings_of(AccountId(account)).iter().any(|b| {
+                    b.status.holds_place() && room.release.session_ids.contains(&b.session_id)
+                });
+                if booked {
+                    room.queue.lock().mark_booked(place);
+                }
+            }
+        }
     }
 
     /// Forgets a release whose creation was certainly not committed.
@@ -306,11 +372,24 @@ pub fn spawn_steps(state: AppState) {
         loop {
             tick.tick().await;
             let lowered = state.waitroom.lane_refused.swap(false, Ordering::Relaxed);
+            state.waitroom.close_finished(&state);
             for room in state.waitroom.rooms() {
-                step_room(&state, &room, lowered).await;
+                if !room.closed.load(Ordering::SeqCst) {
+                    step_room(&state, &room, lowered).await;
+                }
             }
         }
     });
+}
+
+/// Whether no session of the release can be booked any more (all cancelled or past).
+pub fn is_closed(state: &AppState, release: &Release) -> bool {
+    let today = state.today();
+    !release
+        .session_ids
+        .iter()
+        .filter_map(|s| state.inv.session(*s))
+        .any(|v| !v.closed && v.session.date >= today)
 }
 
 /// Online places left in a release's sessions (both doses).
@@ -353,6 +432,10 @@ async fn step_room(state: &AppState, room: &Arc<Room>, lowered: bool) {
     let places = available(state, &room.release);
     let step: Step = {
         let mut q = room.queue.lock();
+        if !q.is_open() && now >= unix_ms(room.release.opens_at) {
+            // The draw is still being computed (a failed one is tried again next step).
+            return;
+        }
         if lowered && q.is_open() {
             q.lower_rate(now);
         }
@@ -364,13 +447,6 @@ async fn step_room(state: &AppState, room: &Arc<Room>, lowered: bool) {
     };
     record_metrics(room);
     let id = room.release.release_id;
-    let mut events = Vec::new();
-    if let Some(prequeue) = step.opened {
-        events.push(Event::ReleaseOpened {
-            release_id: id,
-            prequeue,
-        });
-    }
     if !step.admitted.is_empty() {
         metrics::counter!("kataar_queue_admitted_total", "release" => id.0.to_string())
             .increment(step.admitted.len() as u64);
@@ -379,34 +455,65 @@ async fn step_room(state: &AppState, room: &Arc<Room>, lowered: bool) {
         for w in &step.waits_s {
             waited.record(f64::from(*w));
         }
-        events.push(Event::QueueAdvanced {
-            release_id: id,
-            cursor: step.cursor,
-            admitted: step
-                .admitted
+    }
+    // This step's opening and admissions join whatever an earlier step could not commit.
+    let (opened, admitted, cursor) = {
+        let mut u = room.unsaved.lock();
+        if step.opened.is_some() {
+            u.opened = step.opened;
+        }
+        u.admitted.extend(
+            step.admitted
                 .iter()
                 .map(|&(index, expires)| QueueAdmission {
                     release_id: id,
                     index,
                     expires_at: from_unix_ms(expires),
-                })
-                .collect(),
+                }),
+        );
+        u.cursor = u.cursor.max(step.cursor);
+        if u.opened.is_none() && u.admitted.is_empty() {
+            return;
+        }
+        (u.opened.take(), std::mem::take(&mut u.admitted), u.cursor)
+    };
+    let mut events = Vec::new();
+    if let Some(prequeue) = opened {
+        events.push(Event::ReleaseOpened {
+            release_id: id,
+            prequeue,
         });
     }
-    if events.is_empty() {
-        return;
+    if !admitted.is_empty() {
+        events.push(Event::QueueAdvanced {
+            release_id: id,
+            cursor,
+            admitted: admitted.clone(),
+        });
     }
-    // Not awaited: a step that fails to commit is repeated after a restart at worst (the
-    // admitted places are admitted again), which loses no one's place.
+    // Not awaited here; a step that is not committed is sent again with the next one (the store
+    // keeps an admission once and the cursor's maximum), so a restart finds every admission.
+    let room = room.clone();
+    let give_back = move |room: &Room| {
+        let mut u = room.unsaved.lock();
+        if u.opened.is_none() {
+            u.opened = opened;
+        }
+        u.admitted.extend(admitted);
+    };
     match state.writer.submit(events) {
         Ok(ticket) => {
             tokio::spawn(async move {
                 if let Err(e) = ticket.await {
-                    tracing::warn!(error = %e, release = id.0, "a queue step was not committed");
+                    tracing::warn!(error = %e, release = id.0, "a queue step was not committed; sent again with the next");
+                    give_back(&room);
                 }
             });
         }
-        Err(e) => tracing::warn!(error = %e, release = id.0, "the writer refused a queue step"),
+        Err(e) => {
+            tracing::warn!(error = %e, release = id.0, "the writer refused a queue step; sent again with the next");
+            give_back(&room);
+        }
     }
 }
 

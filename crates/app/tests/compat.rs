@@ -1511,3 +1511,62 @@ async fn the_certificate_download_is_the_signed_v1_certificate() {
     );
     srv.finish().await;
 }
+
+/// During a launch queue a v2 `schedule` cannot carry a pass: its first attempt enqueues the
+/// account and every attempt answers `429 {"error": "Too Many Requests"}` with `Retry-After`
+/// until the ticket is admitted; then it books.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_schedule_goes_through_a_launch_queue() {
+    let srv = TestServer::postgres_with(|c| c.queue_poll_min_s = 1).await;
+    let (sid, slot, v1_session, _) = session(&srv, 1, 5).await;
+    let token = v2_login(&srv, "9812340001").await;
+    let r1 = v2_register(&srv, &token, "Queued Person", 91).await;
+    let opens_at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let (s, v) = srv
+        .post(
+            "/v1/admin/releases",
+            Some(&srv.admin_key),
+            json!({"session_ids": [v1_session],
+                "opens_at": opens_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "admit_per_s": 1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let release = v["release_id"].as_u64().unwrap();
+    let body =
+        json!({"beneficiaries": [r1], "dose": 1, "session_id": sid, "slot": slot}).to_string();
+    let auth = format!("bearer {token}");
+    let started = std::time::Instant::now();
+    let mut refusals = 0;
+    let confirmation = loop {
+        let (s, h, text) = raw(
+            &srv,
+            Method::POST,
+            "/api/v2/appointment/schedule",
+            &[("authorization", auth.as_str())],
+            Some(&body),
+        )
+        .await;
+        if s == StatusCode::OK {
+            break serde_json::from_str::<Value>(&text).unwrap();
+        }
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{text}");
+        assert_eq!(text, r#"{"error":"Too Many Requests"}"#);
+        let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(retry >= 1);
+        refusals += 1;
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "never admitted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert!(refusals >= 1, "the first attempt only enqueues");
+    assert!(confirmation["appointment_confirmation_no"].is_string());
+    // One ticket for the account, now admitted and booked.
+    let (_, status) = srv.get(&format!("/v1/releases/{release}"), None).await;
+    assert_eq!(status["admitted"], 1, "{status}");
+    let (_, list) = srv.get("/v1/bookings", Some(&token)).await;
+    assert_eq!(list["bookings"].as_array().unwrap().len(), 1, "{list}");
+    srv.finish().await;
+}

@@ -172,7 +172,7 @@ async fn a_launch_through_the_waiting_room_on_postgres() {
         let (s, again) = srv
             .post("/v1/queue", Some(token), json!({"release_id": release}))
             .await;
-        assert_eq!(s, StatusCode::OK);
+        assert_eq!(s, StatusCode::CREATED);
         assert_eq!(again["ticket_id"], v["ticket_id"]);
         tickets.push(v["ticket_id"].as_str().unwrap().to_string());
     }
@@ -307,6 +307,22 @@ async fn a_launch_through_the_waiting_room_on_postgres() {
     let status = wait_for_status(&srv, release, "sold_out").await;
     assert_eq!(status["available"], 0);
     assert_eq!(status["admitted"], 3, "{status}");
+    // Operators see the queue's inner counters; citizens cannot.
+    let (s, inner) = srv
+        .get(
+            &format!("/v1/admin/releases/{release}"),
+            Some(&srv.admin_key),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{inner}");
+    assert_eq!(inner["tickets"], 6, "{inner}");
+    assert_eq!(inner["booked"], 3, "{inner}");
+    assert_eq!(inner["passes_outstanding"], 0, "{inner}");
+    assert_eq!(inner["status"], "sold_out");
+    let (s, _) = srv
+        .get(&format!("/v1/admin/releases/{release}"), Some(&people[0].0))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     // The metrics show the queue.
     let (_, metrics) = srv.get("/metrics", None).await;
@@ -449,6 +465,122 @@ async fn releases_and_tickets_are_bounded() {
             json!({"release_id": release}),
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(s, StatusCode::CREATED);
+    srv.finish().await;
+}
+
+/// Admits the first place of `order` that is still waiting, polling until it is admitted;
+/// returns (place in `people`, pass).
+async fn next_admitted(
+    srv: &TestServer,
+    people: &[(String, u64)],
+    tickets: &[String],
+    order: &[String],
+) -> (usize, String) {
+    let started = Instant::now();
+    loop {
+        for t in order {
+            let i = tickets.iter().position(|x| x == t).unwrap();
+            let v = ticket(srv, &people[i].0, t).await;
+            if v["status"] == "admitted" {
+                return (i, v["pass"].as_str().unwrap().to_string());
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nobody admitted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_a_booking_keeps_admitting_and_a_closed_release_makes_room() {
+    let tweak = |c: &mut kataar_api::Config| {
+        c.queue_poll_min_s = 1;
+        c.releases_max = 1;
+    };
+    let srv = TestServer::postgres_with(tweak).await;
+    let places = session(&srv, 2).await;
+    let people = citizens(&srv, 3).await;
+    let opens_at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let (s, v) = srv
+        .post(
+            "/v1/admin/releases",
+            Some(&srv.admin_key),
+            json!({"session_ids": [places.0],
+                "opens_at": opens_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "admit_per_s": 1, "pass_ttl_s": 600}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let release = v["release_id"].as_u64().unwrap();
+    let mut tickets = Vec::new();
+    for (token, _) in &people {
+        let (_, v) = srv
+            .post("/v1/queue", Some(token), json!({"release_id": release}))
+            .await;
+        tickets.push(v["ticket_id"].as_str().unwrap().to_string());
+    }
+    wait_for_status(&srv, release, "open").await;
+    let (_, d) = srv.get(&format!("/v1/releases/{release}/draw"), None).await;
+    let order: Vec<String> = d["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    let (first, pass) = next_admitted(&srv, &people, &tickets, &order).await;
+    let (s, b) = book(&srv, &people[first].0, Some(&pass), people[first].1, places).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+
+    // After a restart the booked place's pass (valid ten minutes more) holds no place: the
+    // next in line is admitted at the release's rate, not when that pass runs out.
+    let (db, dir) = srv.stop().await;
+    let srv = TestServer::start_with(db, Some(dir), tweak).await;
+    let rest: Vec<String> = order
+        .iter()
+        .filter(|t| **t != tickets[first])
+        .cloned()
+        .collect();
+    let (second, pass) = next_admitted(&srv, &people, &tickets, &rest).await;
+    let (s, b) = book(
+        &srv,
+        &people[second].0,
+        Some(&pass),
+        people[second].1,
+        places,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    wait_for_status(&srv, release, "sold_out").await;
+
+    // The session is cancelled: the release is closed and no longer counts against
+    // releases_max (1 here), so another may be announced at once.
+    let (s, v) = srv
+        .post(
+            &format!("/v1/admin/sessions/{}/cancel", places.0),
+            Some(&srv.admin_key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = srv.get(&format!("/v1/releases/{release}"), None).await;
+    assert_eq!(v["status"], "closed", "{v}");
+    let other = session(&srv, 2).await;
+    let soon = (chrono::Utc::now() + chrono::Duration::minutes(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (s, v) = srv
+        .post(
+            "/v1/admin/releases",
+            Some(&srv.admin_key),
+            json!({"session_ids": [other.0], "opens_at": soon}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::CREATED,
+        "releases_max counts open releases only: {v}"
+    );
     srv.finish().await;
 }

@@ -112,7 +112,9 @@ pub enum Event {
         /// Places in the pre-queue.
         prequeue: u32,
     },
-    /// A release's queue admitted places; `cursor` is how far admission has walked.
+    /// A release's queue admitted places; `cursor` is how far admission has walked. A step that
+    /// failed to commit is sent again: an admission already stored is kept once, and the stored
+    /// cursor only moves forward.
     QueueAdvanced {
         /// The release.
         release_id: ReleaseId,

@@ -331,7 +331,8 @@ const SQL_QUEUE_CURSORS: &str = "UPDATE releases r SET cursor = greatest(r.curso
  FROM unnest($1::bigint[], $2::int[]) AS u(id, cursor)
  WHERE r.release_id = u.id";
 const SQL_QUEUE_ADMISSIONS: &str = "INSERT INTO queue_admissions (release_id, idx, expires_at)
- SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[])";
+ SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[])
+ ON CONFLICT (release_id, idx) DO NOTHING";
 const SQL_BATCH: &str = "INSERT INTO batches (batch_id, epoch, events) VALUES ($1, $2, $3)";
 
 fn u32_to_db(v: u32) -> i32 {

@@ -588,7 +588,8 @@ fn write_queue_rows(tx: &Connection, plan: &Plan<'_>) -> Result<(), rusqlite::Er
         st.execute(params![id_to_db(id.0), n])?;
     }
     let mut st = tx.prepare_cached(
-        "INSERT INTO queue_admissions (release_id, idx, expires_at) VALUES (?1, ?2, ?3)",
+        "INSERT OR IGNORE INTO queue_admissions (release_id, idx, expires_at)
+         VALUES (?1, ?2, ?3)",
     )?;
     for a in &plan.queue_admissions {
         st.execute(params![id_to_db(a.release_id.0), a.index, ts(a.expires_at)])?;

@@ -731,12 +731,13 @@ async fn waiting_room_rows_round_trip(store: Arc<dyn Store>) {
         },
     ];
     store.commit(BatchId(3), epoch, &batch).await.unwrap();
-    // A late step with a smaller cursor does not move it back; a second opening changes nothing.
+    // A late step with a smaller cursor does not move it back; a second opening changes nothing;
+    // an admission sent again (a step retried) is kept once.
     let batch = vec![
         Event::QueueAdvanced {
             release_id: ReleaseId(40),
             cursor: 1,
-            admitted: vec![],
+            admitted: vec![admission(2)],
         },
         Event::ReleaseOpened {
             release_id: ReleaseId(40),

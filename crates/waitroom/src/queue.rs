@@ -317,6 +317,10 @@ impl Queue {
     pub fn withdraw(&mut self, index: u32) {
         let i = index as usize;
         if i < self.state.len() {
+            if self.state[i] == ADMITTED {
+                // Admission reached it before its commit failed: its pass holds no place.
+                self.outstanding = self.outstanding.saturating_sub(1);
+            }
             self.state[i] = LEFT;
             if self.by_account.get(&self.accounts[i]) == Some(&index) {
                 self.by_account.remove(&self.accounts[i]);
@@ -342,7 +346,7 @@ impl Queue {
             } => self.poll_after(p),
             _ => self.cfg.poll_max_s,
         };
-        if matches!(status, Status::Waiting { .. }) {
+        if matches!(status, Status::Waiting { .. } | Status::SoldOut) {
             self.due[i] = now_s
                 .saturating_add(poll_after_s)
                 .saturating_add(self.cfg.keepalive_s);
@@ -357,11 +361,14 @@ impl Queue {
     fn status_of(&mut self, index: u32, now_s: u32, now_ms: u64) -> Status {
         let i = index as usize;
         match self.state[i] {
+            // Told at every poll while nothing is left, and kept in line meanwhile: a place
+            // freed later goes to it in its turn.
+            WAITING if self.prequeue.is_some() && self.available == 0 => Status::SoldOut,
             WAITING if self.due[i] < now_s => {
                 self.state[i] = LEFT;
+                self.expired += 1;
                 Status::Expired
             }
-            WAITING if self.prequeue.is_some() && self.available == 0 => Status::SoldOut,
             WAITING => match self.prequeue {
                 None => Status::Waiting {
                     position: None,
@@ -541,6 +548,17 @@ impl Queue {
             self.rank[index as usize] = u32::try_from(rank).unwrap_or(u32::MAX);
         }
         self.prequeue = Some(n);
+        // Admission starts at the opening: nothing saved up before it.
+        self.tokens = 0.0;
+    }
+
+    /// Places admitted whose pass is still valid and that have not booked yet.
+    pub fn admitted_places(&self) -> Vec<u32> {
+        self.passes
+            .iter()
+            .filter(|(i, _)| self.state[*i as usize] == ADMITTED)
+            .map(|(i, _)| *i)
+            .collect()
     }
 
     /// The published draw once the pre-queue has closed: (secret, sorted ids, drawn order).
@@ -692,6 +710,17 @@ impl Queue {
             } else {
                 q.state[i] = PASS_EXPIRED;
                 q.expired += 1;
+            }
+        }
+        if q.prequeue.is_none() {
+            // Before the opening, holders were told to come back at it: their places last
+            // until then, as they did before the restart.
+            for index in 0..u32::try_from(q.state.len()).unwrap_or(u32::MAX) {
+                let i = index as usize;
+                if q.state[i] == WAITING {
+                    let back = q.first_poll_after(index, now_ms);
+                    q.due[i] = now_s.saturating_add(back).saturating_add(q.cfg.keepalive_s);
+                }
             }
         }
         q.passes.make_contiguous().sort_by_key(|&(_, e)| e);

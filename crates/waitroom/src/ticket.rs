@@ -54,11 +54,10 @@ impl Key {
         let mut parts = id.splitn(3, '-');
         let release: u64 = parts.next()?.parse().ok()?;
         let index: u32 = parts.next()?.parse().ok()?;
-        let tag = parts.next()?;
-        let expected = self.mac(b"ticket", &[release, u64::from(index)]);
-        (tag.len() == 16
-            && constant_time_eq(tag.as_bytes(), hex::encode(&expected[..8]).as_bytes()))
-        .then_some((release, index))
+        parts.next()?;
+        // Only the canonical spelling (no sign, no leading zeros) of an id this key made.
+        constant_time_eq(id.as_bytes(), self.ticket_id(release, index).as_bytes())
+            .then_some((release, index))
     }
 
     /// A pass for `account` holding place `index` of `release` until `expires_ms`.
@@ -90,15 +89,13 @@ impl Key {
                 .ok_or(PassError::Malformed)
         };
         let (r, index, a, expires) = (num()?, num()?, num()?, num()?);
-        let sig = parts.next().ok_or(PassError::Malformed)?;
+        parts.next().ok_or(PassError::Malformed)?;
         if parts.next().is_some() {
             return Err(PassError::Malformed);
         }
         let index = u32::try_from(index).map_err(|_| PassError::Malformed)?;
-        let expected = self.mac(b"pass", &[r, u64::from(index), a, expires]);
-        if sig.len() != 32
-            || !constant_time_eq(sig.as_bytes(), hex::encode(&expected[..16]).as_bytes())
-        {
+        // Only the canonical spelling of a pass this key signed.
+        if !constant_time_eq(pass.as_bytes(), self.pass(r, index, a, expires).as_bytes()) {
             return Err(PassError::BadSignature);
         }
         if r != release {
@@ -153,6 +150,8 @@ mod tests {
         assert_eq!(k.parse_ticket(&format!("8-41-{tag}")), None);
         assert_eq!(Key::new([4; 32]).parse_ticket(&id), None);
         assert_eq!(k.parse_ticket("7-41"), None);
+        assert_eq!(k.parse_ticket(&id.replacen("7-", "+7-", 1)), None);
+        assert_eq!(k.parse_ticket(&id.replacen("-41-", "-041-", 1)), None);
         assert_eq!(k.parse_ticket(""), None);
     }
 
@@ -174,6 +173,10 @@ mod tests {
             Err(PassError::BadSignature)
         );
         assert_eq!(k.check_pass("nope", 5, 1001, 0), Err(PassError::Malformed));
+        assert_eq!(
+            k.check_pass(&p.replacen(".3.", ".03.", 1), 5, 1001, 0),
+            Err(PassError::BadSignature)
+        );
         assert_eq!(
             k.check_pass(&format!("{p}.x"), 5, 1001, 0),
             Err(PassError::Malformed)

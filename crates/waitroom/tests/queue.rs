@@ -515,3 +515,89 @@ fn first_polls_after_the_opening_are_spread() {
     let peak = per_second.iter().copied().max().unwrap();
     assert!(peak <= 200, "{peak}: {per_second:?}");
 }
+
+/// A restart long before the opening: holders who come back at the opening, as they were told,
+/// still hold their places.
+#[test]
+fn a_restore_before_the_opening_keeps_the_pre_queue() {
+    let mut c = cfg(10.0);
+    c.opens_at_ms = T0 + 3_600_000;
+    let mut q = Queue::new(c.clone(), [3; 32], Key::new([1; 32]));
+    let mut durable = Vec::new();
+    for a in 0..20u64 {
+        let (i, _) = q.enqueue(a, T0).unwrap();
+        durable.push((i, a, T0));
+    }
+    let mut r = Queue::restore(
+        c,
+        [3; 32],
+        Key::new([1; 32]),
+        durable,
+        None,
+        0,
+        &[],
+        T0 + 60_000,
+    );
+    let open = T0 + 3_600_000;
+    r.advance(open, 100);
+    for i in 0..20u32 {
+        let status = r.poll(i, u64::from(i), open + 5_000).unwrap().status;
+        assert!(
+            matches!(
+                status,
+                Status::Waiting {
+                    position: Some(_),
+                    ..
+                }
+            ),
+            "{i}: {status:?}"
+        );
+    }
+}
+
+/// While nothing is left, waiting tickets read sold_out at every poll and keep their place; a
+/// freed place goes to the first of them.
+#[test]
+fn sold_out_tickets_stay_in_line_for_a_freed_place() {
+    let mut q = queue(5.0, 8);
+    for a in 0..3 {
+        q.enqueue(a, T0).unwrap();
+    }
+    q.advance(OPEN, 1);
+    let first = q.advance(OPEN + 1_000, 1).admitted[0].0;
+    q.mark_booked(first);
+    // Five minutes of sold out, polled every minute as told.
+    for m in 1..=5u64 {
+        let now = OPEN + m * 60_000;
+        q.advance(now, 0);
+        for i in (0..3u32).filter(|&i| i != first) {
+            assert_eq!(
+                q.poll(i, u64::from(i), now).unwrap().status,
+                Status::SoldOut
+            );
+        }
+    }
+    // A cancellation frees a place.
+    let now = OPEN + 301_000;
+    let s = q.advance(now, 1);
+    assert_eq!(s.admitted.len(), 1, "{s:?}");
+}
+
+#[test]
+fn a_withdrawn_admission_gives_its_place_back_and_the_opening_starts_without_a_burst() {
+    let mut q = queue(10.0, 2);
+    for a in 0..50 {
+        q.enqueue(a, T0).unwrap();
+    }
+    // A minute of steps before the opening saves nothing up.
+    for k in 0..600u64 {
+        q.advance(T0 + k * 100, 1_000);
+    }
+    let at_opening = q.advance(OPEN, 1_000);
+    assert_eq!(at_opening.admitted.len(), 0);
+    let s = q.advance(OPEN + 1_000, 1);
+    assert_eq!(s.admitted.len(), 1);
+    q.withdraw(s.admitted[0].0);
+    assert_eq!(q.counts().outstanding, 0);
+    assert_eq!(q.advance(OPEN + 2_000, 1).admitted.len(), 1);
+}

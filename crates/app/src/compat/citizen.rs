@@ -357,8 +357,30 @@ pub async fn schedule(
             today,
         })
         .collect();
-    // A release's session needs the waiting room's pass (header `Kataar-Pass`), as in v1.
-    let pass = crate::waitroom::pass_of(&headers);
+    // A release's session needs the waiting room's pass, as in v1. A v2 client cannot carry
+    // one: its account is enqueued on its first attempt and told to come back (429 with
+    // Retry-After = its ETA) until its ticket is admitted; then its own pass is used.
+    let mut pass = crate::waitroom::pass_of(&headers);
+    let room = state
+        .waitroom
+        .release_of(session.session.session_id)
+        .and_then(|r| state.waitroom.room(r));
+    if let (Some(room), None) = (&room, &pass) {
+        match crate::v1::releases::passage(&state, room, account).await {
+            Ok(crate::v1::releases::Passage::Admitted(p)) => pass = Some(p),
+            Ok(crate::v1::releases::Passage::Waiting(after)) => {
+                return Err(V2Error::TooMany {
+                    retry_after_s: after,
+                })
+            }
+            Ok(crate::v1::releases::Passage::SoldOut) => {
+                return Err(V2Error::from(crate::errors::api_error(
+                    kataar_domain::BookingError::PoolFull,
+                )))
+            }
+            Err(e) => return Err(V2Error::from(e)),
+        }
+    }
     let admitted = crate::waitroom::Admitted::default();
     let gate = admitted.gate(&state, account, pass.as_deref());
     let outcome = match state.inv.book_all(&reqs, gate).or_api() {
@@ -421,6 +443,7 @@ pub async fn reschedule(
         .or_api()
         .map_err(V2Error::from)?;
     let moved = v2(durable::commit(&state, prepared).await)?;
+    admitted.booked();
     Ok(Json(json!({
         "appointment_confirmation_no": wire::uuid_of(wire::APPOINTMENT_TAG, moved.booking_id.0),
     })))

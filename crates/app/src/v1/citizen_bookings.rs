@@ -183,7 +183,7 @@ async fn reschedule(
     let (now, today) = (state.now(), state.today());
     let pass = crate::waitroom::pass_of(&headers);
     let admitted = crate::waitroom::Admitted::default();
-    durable::idempotent(
+    let answer = durable::idempotent(
         &state,
         account,
         &headers,
@@ -207,7 +207,11 @@ async fn reschedule(
             Ok(rendered(&state, p))
         },
     )
-    .await
+    .await;
+    if answer.as_ref().is_ok_and(|r| r.status() == StatusCode::OK) {
+        admitted.booked();
+    }
+    answer
 }
 
 /// Query of `GET /v1/bookings`.

@@ -104,6 +104,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/v1/admin/audit", get(bookings::audit_log))
         .route("/v1/admin/releases", post(crate::v1::releases::create))
+        .route(
+            "/v1/admin/releases/{release_id}",
+            get(crate::v1::releases::admin_read),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::operator_idempotency,

@@ -42,7 +42,7 @@ pub fn routes() -> Router<AppState> {
 /// The waiting room's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(create, read, published_draw, enqueue, poll),
+    paths(create, admin_read, read, published_draw, enqueue, poll),
     components(schemas(NewReleaseBody, QueueBody))
 )]
 struct ReleasesDoc;
@@ -55,14 +55,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// `scheduled` before the opening, `closed` once no session can be booked any more,
 /// `sold_out` while nothing is left, else `open`.
 fn status_of(state: &AppState, room: &Room, places: u64) -> &'static str {
-    let today = state.today();
-    let live = room
-        .release
-        .session_ids
-        .iter()
-        .filter_map(|s| state.inv.session(*s))
-        .any(|v| !v.closed && v.session.date >= today);
-    if !live {
+    if crate::waitroom::is_closed(state, &room.release) {
         "closed"
     } else if !room.queue.lock().is_open() {
         "scheduled"
@@ -172,6 +165,8 @@ pub async fn create(
             format!("pass_ttl_s must be between {PASS_TTL_S_MIN} and {PASS_TTL_S_MAX}"),
         ));
     }
+    // Releases that can no longer be booked do not count against `releases_max`.
+    state.waitroom.close_finished(&state);
     let mut prepared = state.inv.announce_opening(&ids, opens_at).or_api()?;
     let release = match state
         .waitroom
@@ -214,6 +209,39 @@ pub async fn create(
         }
     }
     answer
+}
+
+/// A release as operators see it: the public status plus the queue's inner counters.
+#[utoipa::path(get, path = "/v1/admin/releases/{release_id}", tag = "operators",
+    security(("operator_key" = [])), params(("release_id" = u64, Path)),
+    responses(
+        (status = 200, description = "`GET /v1/releases/{id}`'s fields plus `tickets`, \
+            `expired`, `booked`, `passes_outstanding`, `poll_rate_per_s` (what the queue's \
+            `poll_after_s` adds up to)"),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody)))]
+pub async fn admin_read(
+    State(state): State<AppState>,
+    _op: crate::auth::Operator,
+    ApiPath(id): ApiPath<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let room = room_of(&state, id)?;
+    let mut v = release_json(&state, &room);
+    let (counts, tickets) = {
+        let q = room.queue.lock();
+        (q.counts(), q.len())
+    };
+    if let Some(m) = v.as_object_mut() {
+        m.insert("tickets".into(), json!(tickets));
+        m.insert("expired".into(), json!(counts.expired));
+        m.insert("booked".into(), json!(counts.booked));
+        m.insert("passes_outstanding".into(), json!(counts.outstanding));
+        m.insert(
+            "poll_rate_per_s".into(),
+            json!((counts.poll_rate_per_s * 10.0).round() / 10.0),
+        );
+    }
+    Ok(Json(v))
 }
 
 fn room_of(state: &AppState, id: u64) -> Result<Arc<Room>, ApiError> {
@@ -347,9 +375,8 @@ fn no_store(status: StatusCode, body: Value) -> Response {
 #[utoipa::path(post, path = "/v1/queue", tag = "citizens", security(("bearer" = [])),
     request_body = QueueBody,
     responses(
-        (status = 201, description = "A new ticket: `{ticket_id, status, position (null before \
-            the opening), eta_s, poll_after_s}`"),
-        (status = 200, description = "The account's ticket, as before"),
+        (status = 201, description = "The account's ticket (the same one when asked again): \
+            `{ticket_id, status, position (null before the opening), eta_s, poll_after_s}`"),
         (status = 404, description = "`not_found`: no such release", body = ErrorBody),
         (status = 429, description = "`too_many_requests`: the release holds \
             `queue_tickets_max` tickets", body = ErrorBody),
@@ -382,15 +409,66 @@ async fn enqueue(
         .lock()
         .poll(index, account.0, now_ms)
         .map_err(|_| ApiError::not_found())?;
-    let status = if fresh {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
     Ok(no_store(
-        status,
+        StatusCode::CREATED,
         ticket_json(&state, &room, account, &answer),
     ))
+}
+
+/// What a client that cannot carry a pass (a CoWIN v2 `schedule`) gets from a release's queue.
+pub enum Passage {
+    /// Admitted: book with this pass (made for the account's ticket).
+    Admitted(String),
+    /// Still waiting (or just enqueued): come back after this many seconds.
+    Waiting(u32),
+    /// Nothing is left in the release.
+    SoldOut,
+}
+
+/// The account's way through a release's queue without a pass header: its ticket is taken on
+/// the first attempt (committed like `POST /v1/queue`), and every attempt is a poll of it.
+pub async fn passage(
+    state: &AppState,
+    room: &Arc<Room>,
+    account: AccountId,
+) -> Result<Passage, ApiError> {
+    let now = state.now();
+    let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    let (index, fresh) = match room.queue.lock().enqueue(account.0, now_ms) {
+        Ok(x) => x,
+        Err(_) => return Err(ApiError::too_many_requests(QUEUE_FULL_RETRY_AFTER_S)),
+    };
+    if fresh {
+        let event = Event::QueueTicketIssued(QueueTicket {
+            release_id: room.release.release_id,
+            index,
+            account_id: account,
+            created_at: now,
+        });
+        commit_ticket(state, room, index, event).await?;
+    }
+    let answer = room
+        .queue
+        .lock()
+        .poll(index, account.0, now_ms)
+        .map_err(|_| ApiError::not_found())?;
+    Ok(match answer.status {
+        Status::Admitted { pass_expires_ms } => Passage::Admitted(state.waitroom.key().pass(
+            room.release.release_id.0,
+            index,
+            account.0,
+            pass_expires_ms,
+        )),
+        Status::Waiting { eta_s, .. } => Passage::Waiting(
+            eta_s
+                .and_then(|e| u32::try_from(e).ok())
+                .unwrap_or(answer.poll_after_s)
+                .max(1),
+        ),
+        Status::SoldOut => Passage::SoldOut,
+        // A lost place: the next attempt takes a new ticket at the end.
+        Status::Expired => Passage::Waiting(answer.poll_after_s.max(1)),
+    })
 }
 
 /// Hands a new ticket to the writer and waits for its commit (in a task of its own, so a
