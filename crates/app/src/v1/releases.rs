@@ -389,26 +389,7 @@ async fn enqueue(
 ) -> Result<Response, ApiError> {
     let room = room_of(&state, body.release_id)?;
     let account = citizen.account_id;
-    let now = state.now();
-    let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
-    let (index, fresh) = match room.queue.lock().enqueue(account.0, now_ms) {
-        Ok(x) => x,
-        Err(_) => return Err(ApiError::too_many_requests(QUEUE_FULL_RETRY_AFTER_S)),
-    };
-    if fresh {
-        let event = Event::QueueTicketIssued(QueueTicket {
-            release_id: room.release.release_id,
-            index,
-            account_id: account,
-            created_at: now,
-        });
-        commit_ticket(&state, &room, index, event).await?;
-    }
-    let answer = room
-        .queue
-        .lock()
-        .poll(index, account.0, now_ms)
-        .map_err(|_| ApiError::not_found())?;
+    let answer = take_ticket(&state, &room, account).await?;
     Ok(no_store(
         StatusCode::CREATED,
         ticket_json(&state, &room, account, &answer),
@@ -432,26 +413,8 @@ pub async fn passage(
     room: &Arc<Room>,
     account: AccountId,
 ) -> Result<Passage, ApiError> {
-    let now = state.now();
-    let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
-    let (index, fresh) = match room.queue.lock().enqueue(account.0, now_ms) {
-        Ok(x) => x,
-        Err(_) => return Err(ApiError::too_many_requests(QUEUE_FULL_RETRY_AFTER_S)),
-    };
-    if fresh {
-        let event = Event::QueueTicketIssued(QueueTicket {
-            release_id: room.release.release_id,
-            index,
-            account_id: account,
-            created_at: now,
-        });
-        commit_ticket(state, room, index, event).await?;
-    }
-    let answer = room
-        .queue
-        .lock()
-        .poll(index, account.0, now_ms)
-        .map_err(|_| ApiError::not_found())?;
+    let answer = take_ticket(state, room, account).await?;
+    let index = answer.index;
     Ok(match answer.status {
         Status::Admitted { pass_expires_ms } => Passage::Admitted(state.waitroom.key().pass(
             room.release.release_id.0,
@@ -469,6 +432,34 @@ pub async fn passage(
         // A lost place: the next attempt takes a new ticket at the end.
         Status::Expired => Passage::Waiting(answer.poll_after_s.max(1)),
     })
+}
+
+/// The account's ticket in a release (a new one, committed before this returns, when it has
+/// none that holds a place), read as a poll.
+async fn take_ticket(
+    state: &AppState,
+    room: &Arc<Room>,
+    account: AccountId,
+) -> Result<kataar_waitroom::Answer, ApiError> {
+    let now = state.now();
+    let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    let (index, fresh) = match room.queue.lock().enqueue(account.0, now_ms) {
+        Ok(x) => x,
+        Err(_) => return Err(ApiError::too_many_requests(QUEUE_FULL_RETRY_AFTER_S)),
+    };
+    if fresh {
+        let event = Event::QueueTicketIssued(QueueTicket {
+            release_id: room.release.release_id,
+            index,
+            account_id: account,
+            created_at: now,
+        });
+        commit_ticket(state, room, index, event).await?;
+    }
+    room.queue
+        .lock()
+        .poll(index, account.0, now_ms)
+        .map_err(|_| ApiError::not_found())
 }
 
 /// Hands a new ticket to the writer and waits for its commit (in a task of its own, so a
