@@ -204,6 +204,18 @@ async fn a_launch_through_the_waiting_room_on_postgres() {
     assert!(positions.len() >= 5, "{positions:?}");
     assert!(positions.keys().copied().eq(1..=positions.len() as u64));
 
+    // The operators' capacity view shows the queue of the sessions it lists.
+    let centre = srv.state.inv.centres()[0].centre_id.0;
+    let (s, cap) = srv
+        .get(
+            &format!("/v1/admin/capacity?centre_id={centre}&days=3"),
+            Some(&srv.admin_key),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{cap}");
+    assert_eq!(cap["waiting"][0]["release_id"], release, "{cap}");
+    assert_eq!(cap["waiting"][0]["status"], "open", "{cap}");
+
     // Without a pass, or with a bad one, a booking of the release's session is refused.
     let (s, v) = book(&srv, &people[0].0, None, people[0].1, places).await;
     assert_eq!(

@@ -489,7 +489,7 @@ pub struct CapacityQuery {
 /// the overall totals.
 #[utoipa::path(get, path = "/v1/admin/capacity", tag = "operators", security(("operator_key" = [])),
     params(("district_id" = Option<u64>, Query, description = "Exactly one of district_id, centre_id"), ("centre_id" = Option<u64>, Query), ("date" = Option<String>, Query, description = "YYYY-MM-DD, default today"), ("days" = Option<u32>, Query, description = "1..=14, default 1")),
-    responses((status = 200, description = "Live pools and totals per session, per centre and overall"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody)))]
+    responses((status = 200, description = "Live pools and totals per session, per centre and overall; `waiting`: the launch releases of the sessions shown (as `GET /v1/releases/{id}`), when there are any"), (status = 400, description = "`invalid_request` with `details.field`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody)))]
 pub async fn capacity(
     State(state): State<AppState>,
     op: Operator,
@@ -505,6 +505,7 @@ pub async fn capacity(
     let inv = &state.inv;
     let mut overall = Totals::default();
     let mut centres = Vec::new();
+    let mut releases = std::collections::BTreeSet::new();
     for id in inv.centre_ids(&filter) {
         if !scope.allows_centre(id) {
             continue;
@@ -518,6 +519,9 @@ pub async fn capacity(
                 let t = s.totals();
                 if !s.session.cancelled {
                     centre_totals.add(&t);
+                }
+                if let Some(r) = state.waitroom.release_of(s.session.session_id) {
+                    releases.insert(r);
                 }
                 json!({
                     "session_id": s.session.session_id.0,
@@ -538,10 +542,20 @@ pub async fn capacity(
             "totals": render::totals(&centre_totals),
         }));
     }
-    Ok(Json(json!({
+    let mut answer = json!({
         "centres": centres,
         "totals": render::totals(&overall),
-    })))
+    });
+    // The launch queues of the sessions shown, while they are active.
+    let waiting: Vec<Value> = releases
+        .into_iter()
+        .filter_map(|r| state.waitroom.room(r))
+        .map(|room| crate::v1::releases::release_json(&state, &room))
+        .collect();
+    if let (false, Some(m)) = (waiting.is_empty(), answer.as_object_mut()) {
+        m.insert("waiting".into(), json!(waiting));
+    }
+    Ok(Json(answer))
 }
 
 #[cfg(test)]
