@@ -64,6 +64,9 @@ pub struct Room {
 #[derive(Default)]
 struct Unsaved {
     opened: Option<u32>,
+    /// A batch with the opening is on its way: admissions wait for its outcome, so none is ever
+    /// stored before the pre-queue's size (a restart would otherwise draw a different pre-queue).
+    opening_in_flight: bool,
     admitted: Vec<QueueAdmission>,
     cursor: u32,
 }
@@ -188,7 +191,10 @@ impl Waitroom {
     }
 
     fn remove(&self, id: ReleaseId) {
-        if let Some(room) = self.rooms.write().remove(&id) {
+        // The rooms' lock is let go before the session map's is taken (`prepare` takes the
+        // session map first).
+        let room = self.rooms.write().remove(&id);
+        if let Some(room) = room {
             self.ungate(&room);
         }
     }
@@ -382,14 +388,15 @@ pub fn spawn_steps(state: AppState) {
     });
 }
 
-/// Whether no session of the release can be booked any more (all cancelled or past).
+/// Whether no session of the release can be booked any more: all cancelled (committed: a
+/// cancellation still in progress may yet fail) or past.
 pub fn is_closed(state: &AppState, release: &Release) -> bool {
     let today = state.today();
     !release
         .session_ids
         .iter()
         .filter_map(|s| state.inv.session(*s))
-        .any(|v| !v.closed && v.session.date >= today)
+        .any(|v| !v.session.cancelled && v.session.date >= today)
 }
 
 /// Online places left in a release's sessions (both doses).
@@ -472,10 +479,12 @@ async fn step_room(state: &AppState, room: &Arc<Room>, lowered: bool) {
                 }),
         );
         u.cursor = u.cursor.max(step.cursor);
-        if u.opened.is_none() && u.admitted.is_empty() {
+        if u.opening_in_flight || (u.opened.is_none() && u.admitted.is_empty()) {
             return;
         }
-        (u.opened.take(), std::mem::take(&mut u.admitted), u.cursor)
+        let opened = u.opened.take();
+        u.opening_in_flight = opened.is_some();
+        (opened, std::mem::take(&mut u.admitted), u.cursor)
     };
     let mut events = Vec::new();
     if let Some(prequeue) = opened {
@@ -494,25 +503,31 @@ async fn step_room(state: &AppState, room: &Arc<Room>, lowered: bool) {
     // Not awaited here; a step that is not committed is sent again with the next one (the store
     // keeps an admission once and the cursor's maximum), so a restart finds every admission.
     let room = room.clone();
-    let give_back = move |room: &Room| {
+    let settle = move |room: &Room, committed: bool| {
         let mut u = room.unsaved.lock();
-        if u.opened.is_none() {
-            u.opened = opened;
+        if opened.is_some() {
+            u.opening_in_flight = false;
         }
-        u.admitted.extend(admitted);
+        if !committed {
+            if u.opened.is_none() {
+                u.opened = opened;
+            }
+            u.admitted.extend(admitted);
+        }
     };
     match state.writer.submit(events) {
         Ok(ticket) => {
             tokio::spawn(async move {
-                if let Err(e) = ticket.await {
+                let outcome = ticket.await;
+                if let Err(e) = &outcome {
                     tracing::warn!(error = %e, release = id.0, "a queue step was not committed; sent again with the next");
-                    give_back(&room);
                 }
+                settle(&room, outcome.is_ok());
             });
         }
         Err(e) => {
             tracing::warn!(error = %e, release = id.0, "the writer refused a queue step; sent again with the next");
-            give_back(&room);
+            settle(&room, false);
         }
     }
 }

@@ -262,11 +262,14 @@ impl Queue {
         self.cfg.created_at_ms + u64::from(secs) * 1000
     }
 
+    /// Whether place `index` still holds: waiting and polled in time, or admitted with a pass
+    /// still valid (`due` holds the pass's end then). A place whose pass has run out — used or
+    /// not — is done with: asking again gives a new ticket.
     fn live(&self, index: u32, now_s: u32) -> bool {
         let i = index as usize;
         match self.state[i] {
             WAITING => self.due[i] >= now_s,
-            ADMITTED | BOOKED => true,
+            ADMITTED | BOOKED => self.due[i] > now_s,
             _ => false,
         }
     }

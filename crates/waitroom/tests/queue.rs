@@ -601,3 +601,23 @@ fn a_withdrawn_admission_gives_its_place_back_and_the_opening_starts_without_a_b
     assert_eq!(q.counts().outstanding, 0);
     assert_eq!(q.advance(OPEN + 2_000, 1).admitted.len(), 1);
 }
+
+/// Once its pass has run out (used or not), asking again gives a new ticket at the end; before,
+/// the same one.
+#[test]
+fn after_its_pass_runs_out_an_account_gets_a_new_ticket() {
+    let mut c = cfg(10.0);
+    c.pass_ttl_s = 30;
+    let mut q = Queue::new(c, [4; 32], Key::new([1; 32]));
+    for a in 0..3 {
+        q.enqueue(a, T0).unwrap();
+    }
+    q.advance(OPEN, 10);
+    let s = q.advance(OPEN + 1_000, 10);
+    let (place, expires) = s.admitted[0];
+    let holder = u64::from(place);
+    q.mark_booked(place);
+    assert_eq!(q.enqueue(holder, expires - 1_000).unwrap(), (place, false));
+    let (again, fresh) = q.enqueue(holder, expires + 1_000).unwrap();
+    assert!(fresh && again == 3, "{again} {fresh}");
+}

@@ -422,10 +422,13 @@ pub async fn passage(
             account.0,
             pass_expires_ms,
         )),
+        // The ETA, but no later than the queue's own poll time: a ticket that does not come
+        // back within its poll time and keep-alive loses its place.
         Status::Waiting { eta_s, .. } => Passage::Waiting(
             eta_s
                 .and_then(|e| u32::try_from(e).ok())
-                .unwrap_or(answer.poll_after_s)
+                .unwrap_or(u32::MAX)
+                .min(answer.poll_after_s)
                 .max(1),
         ),
         Status::SoldOut => Passage::SoldOut,
