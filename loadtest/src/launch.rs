@@ -220,6 +220,17 @@ async fn citizen(
     out
 }
 
+/// The strings of a JSON array (none if it is not one).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The server's count of queue polls served (`kataar_queue_polls_total`).
 async fn polls_served(http: &reqwest::Client, base: &str) -> Option<f64> {
     let page = http
@@ -387,14 +398,7 @@ pub async fn run(plan: LaunchPlan) -> anyhow::Result<Value> {
         .await?
         .json()
         .await?;
-    let order: Vec<String> = draw["order"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let order = strings(&draw["order"]);
     let rank_of: std::collections::HashMap<&str, usize> = order
         .iter()
         .enumerate()
@@ -403,15 +407,7 @@ pub async fn run(plan: LaunchPlan) -> anyhow::Result<Value> {
     let mut secret = [0u8; 32];
     let draw_verifies =
         hex::decode_to_slice(draw["secret"].as_str().unwrap_or(""), &mut secret).is_ok() && {
-            let tickets: Vec<String> = draw["tickets"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            kataar_waitroom::draw::verify(&commitment, &secret, &tickets, &order)
+            kataar_waitroom::draw::verify(&commitment, &secret, &strings(&draw["tickets"]), &order)
                 == kataar_waitroom::draw::Verdict::Matches
         };
     let group = |aggressive: bool| {
@@ -420,22 +416,18 @@ pub async fn run(plan: LaunchPlan) -> anyhow::Result<Value> {
             .filter(|o| o.aggressive == aggressive)
             .collect();
         let booked = of.iter().filter(|o| o.booking_id.is_some()).count();
-        let ranks: Vec<f64> = of
-            .iter()
-            .filter_map(|o| o.ticket_id.as_deref().and_then(|t| rank_of.get(t)))
-            .map(|&r| r as f64 / order.len().max(1) as f64)
-            .collect();
-        let booked_ranks: Vec<f64> = of
-            .iter()
-            .filter(|o| o.booking_id.is_some())
-            .filter_map(|o| o.ticket_id.as_deref().and_then(|t| rank_of.get(t)))
-            .map(|&r| r as f64 / order.len().max(1) as f64)
-            .collect();
-        let mean = |v: &[f64]| {
-            if v.is_empty() {
+        // The mean draw rank (0 = first, 1 = last) of the tickets of `these`.
+        let mean_rank = |these: &dyn Fn(&Outcome) -> bool| {
+            let ranks: Vec<f64> = of
+                .iter()
+                .filter(|o| these(o))
+                .filter_map(|o| o.ticket_id.as_deref().and_then(|t| rank_of.get(t)))
+                .map(|&r| r as f64 / order.len().max(1) as f64)
+                .collect();
+            if ranks.is_empty() {
                 0.0
             } else {
-                v.iter().sum::<f64>() / v.len() as f64
+                ranks.iter().sum::<f64>() / ranks.len() as f64
             }
         };
         let requests: u64 = of.iter().map(|o| o.requests).sum();
@@ -443,7 +435,8 @@ pub async fn run(plan: LaunchPlan) -> anyhow::Result<Value> {
             "clients": of.len(), "booked": booked, "requests": requests,
             "requests_per_booking": requests as f64 / booked.max(1) as f64,
             "requests_per_client": requests as f64 / of.len().max(1) as f64,
-            "mean_ticket_rank": mean(&ranks), "mean_booked_rank": mean(&booked_ranks),
+            "mean_ticket_rank": mean_rank(&|_| true),
+            "mean_booked_rank": mean_rank(&|o| o.booking_id.is_some()),
             "share_of_tickets": of.len() as f64 / outcomes.len().max(1) as f64,
         })
     };

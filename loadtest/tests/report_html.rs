@@ -5,22 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::Command;
 
-const LOADGEN: &str = env!("CARGO_BIN_EXE_kataar-loadgen");
-
-/// The engine binary built next to the load generator (`cargo build` / `cargo nextest run
-/// --workspace` build both).
-fn kataar_bin() -> PathBuf {
-    let bin = PathBuf::from(LOADGEN).with_file_name("kataar");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build the engine first (cargo build -p kataar)",
-        bin.display()
-    );
-    bin
-}
+mod common;
+use common::{kataar_bin, LOADGEN};
 
 #[test]
 fn a_small_replay_writes_report_html_with_a_chart_per_run_and_the_verdict() {

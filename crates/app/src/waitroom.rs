@@ -8,12 +8,11 @@
 
 use crate::state::AppState;
 use chrono::{DateTime, TimeZone, Utc};
-use hmac::{Hmac, Mac};
 use kataar_api::ApiError;
 use kataar_domain::*;
+use kataar_identity::derive_key;
 use kataar_waitroom::{Key, Queue, QueueConfig, Step};
 use parking_lot::{Mutex, RwLock};
-use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,6 +20,9 @@ use std::time::Duration;
 
 /// How often each release's queue is stepped (opening, admissions, expiry), in milliseconds.
 pub const QUEUE_STEP_MS: u64 = 100;
+
+/// `Retry-After` of an announcement refused at `releases_max`, seconds.
+pub const RELEASES_FULL_RETRY_AFTER_S: u32 = 60;
 
 /// The request header carrying a waiting-room pass.
 pub const PASS_HEADER: &str = "kataar-pass";
@@ -52,7 +54,6 @@ pub struct Room {
     pub queue: Mutex<Queue>,
     /// The published draw, rendered once after the opening.
     pub draw_json: std::sync::OnceLock<axum::body::Bytes>,
-    opening: AtomicBool,
     /// Set once no session of it can be booked: its gate is gone and it is no longer stepped
     /// (its status and draw stay readable).
     closed: AtomicBool,
@@ -67,6 +68,8 @@ struct Unsaved {
     /// A batch with the opening is on its way: admissions wait for its outcome, so none is ever
     /// stored before the pre-queue's size (a restart would otherwise draw a different pre-queue).
     opening_in_flight: bool,
+    /// At most one entry per place (a place is admitted once), so bounded by the release's
+    /// tickets.
     admitted: Vec<QueueAdmission>,
     cursor: u32,
 }
@@ -83,19 +86,8 @@ pub struct Waitroom {
     lane_refused: AtomicBool,
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
-fn derive(secret: &[u8], label: &[u8]) -> [u8; 32] {
-    let mut m = match HmacSha256::new_from_slice(secret) {
-        Ok(m) => m,
-        // HMAC takes a key of any length.
-        Err(_) => return [0; 32],
-    };
-    m.update(label);
-    m.finalize().into_bytes().into()
-}
-
-fn unix_ms(t: DateTime<Utc>) -> u64 {
+/// Unix milliseconds of an instant (0 before 1970).
+pub fn unix_ms(t: DateTime<Utc>) -> u64 {
     u64::try_from(t.timestamp_millis()).unwrap_or(0)
 }
 
@@ -117,11 +109,11 @@ impl Waitroom {
         now: DateTime<Utc>,
     ) -> Waitroom {
         let w = Waitroom {
-            key: Key::new(derive(
+            key: Key::new(derive_key(
                 token_secret,
                 b"kataar waiting-room tickets and passes v1",
             )),
-            draw_key: derive(token_secret, b"kataar waiting-room draw v1"),
+            draw_key: derive_key(token_secret, b"kataar waiting-room draw v1"),
             limits,
             rooms: RwLock::new(BTreeMap::new()),
             by_session: RwLock::new(BTreeMap::new()),
@@ -183,7 +175,6 @@ impl Waitroom {
                 release,
                 queue: Mutex::new(queue),
                 draw_json: std::sync::OnceLock::new(),
-                opening: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 unsaved: Mutex::new(Unsaved::default()),
             }),
@@ -214,12 +205,16 @@ impl Waitroom {
     /// no longer counts against `releases_max`.
     pub fn close_finished(&self, state: &AppState) {
         for room in self.rooms() {
-            if !room.closed.load(Ordering::SeqCst)
-                && is_closed(state, &room.release)
-                && !room.closed.swap(true, Ordering::SeqCst)
-            {
-                self.ungate(&room);
+            if !room.closed.load(Ordering::SeqCst) && standing(state, &room.release).closed {
+                self.close(&room);
             }
+        }
+    }
+
+    /// Closes a room (once): its gate goes and it is no longer stepped.
+    fn close(&self, room: &Room) {
+        if !room.closed.swap(true, Ordering::SeqCst) {
+            self.ungate(room);
         }
     }
 
@@ -243,7 +238,7 @@ impl Waitroom {
     fn secret_of(&self, r: &Release) -> [u8; 32] {
         let mut label = r.release_id.0.to_be_bytes().to_vec();
         label.extend_from_slice(r.draw_nonce.as_bytes());
-        derive(&self.draw_key, &label)
+        derive_key(&self.draw_key, &label)
     }
 
     /// The room of a release.
@@ -292,7 +287,7 @@ impl Waitroom {
             .filter(|r| !r.closed.load(Ordering::SeqCst))
             .count();
         if open >= self.limits.releases_max as usize {
-            return Err(ApiError::too_many_requests(60));
+            return Err(ApiError::too_many_requests(RELEASES_FULL_RETRY_AFTER_S));
         }
         if let Some(s) = session_ids.iter().find(|s| by_session.contains_key(s)) {
             return Err(ApiError::invalid_request(
@@ -378,45 +373,60 @@ pub fn spawn_steps(state: AppState) {
         loop {
             tick.tick().await;
             let lowered = state.waitroom.lane_refused.swap(false, Ordering::Relaxed);
-            state.waitroom.close_finished(&state);
             for room in state.waitroom.rooms() {
-                if !room.closed.load(Ordering::SeqCst) {
-                    step_room(&state, &room, lowered).await;
+                if room.closed.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let now = standing(&state, &room.release);
+                if now.closed {
+                    state.waitroom.close(&room);
+                } else {
+                    step_room(&state, &room, now.available, lowered).await;
                 }
             }
         }
     });
 }
 
-/// Whether no session of the release can be booked any more: all cancelled (committed: a
-/// cancellation still in progress may yet fail) or past.
-pub fn is_closed(state: &AppState, release: &Release) -> bool {
+/// Where a release's sessions stand, read in one pass over them.
+pub struct Standing {
+    /// No session can be booked any more: all cancelled (committed: a cancellation still in
+    /// progress may yet fail) or past.
+    pub closed: bool,
+    /// Online places left (both doses) in the sessions open to bookings.
+    pub available: u64,
+}
+
+/// Where a release's sessions stand now.
+pub fn standing(state: &AppState, release: &Release) -> Standing {
     let today = state.today();
-    !release
+    let mut out = Standing {
+        closed: true,
+        available: 0,
+    };
+    for v in release
         .session_ids
         .iter()
         .filter_map(|s| state.inv.session(*s))
-        .any(|v| !v.session.cancelled && v.session.date >= today)
+    {
+        if !v.session.cancelled && v.session.date >= today {
+            out.closed = false;
+        }
+        if !v.closed {
+            out.available +=
+                u64::from(v.online_available(Dose::One)) + u64::from(v.online_available(Dose::Two));
+        }
+    }
+    out
 }
 
-/// Online places left in a release's sessions (both doses).
-pub fn available(state: &AppState, release: &Release) -> u64 {
-    release
-        .session_ids
-        .iter()
-        .filter_map(|s| state.inv.session(*s))
-        .filter(|v| !v.closed)
-        .map(|v| {
-            u64::from(v.online_available(Dose::One)) + u64::from(v.online_available(Dose::Two))
-        })
-        .sum()
-}
-
-async fn step_room(state: &AppState, room: &Arc<Room>, lowered: bool) {
+/// One step of a room, with `places` left in its sessions. Steps of a room never overlap (one
+/// task runs them in turn), so an opening is computed once.
+async fn step_room(state: &AppState, room: &Arc<Room>, places: u64, lowered: bool) {
     let now = unix_ms(state.now());
     let mut opened = None;
     let due = !room.queue.lock().is_open() && now >= unix_ms(room.release.opens_at);
-    if due && !room.opening.swap(true, Ordering::SeqCst) {
+    if due {
         // The pre-queue is what was given by now; tickets given while the draw is computed
         // queue behind it.
         let (n, drawer) = {
@@ -430,19 +440,14 @@ async fn step_room(state: &AppState, room: &Arc<Room>, lowered: bool) {
                 opened = Some(n);
             }
             Err(e) => {
+                // Tried again at the next step.
                 tracing::error!(error = %e, release = room.release.release_id.0, "the draw failed");
-                room.opening.store(false, Ordering::SeqCst);
                 return;
             }
         }
     }
-    let places = available(state, &room.release);
-    let step: Step = {
+    let (step, counts, sold_out): (Step, _, _) = {
         let mut q = room.queue.lock();
-        if !q.is_open() && now >= unix_ms(room.release.opens_at) {
-            // The draw is still being computed (a failed one is tried again next step).
-            return;
-        }
         if lowered && q.is_open() {
             q.lower_rate(now);
         }
@@ -450,9 +455,9 @@ async fn step_room(state: &AppState, room: &Arc<Room>, lowered: bool) {
         if opened.is_some() {
             step.opened = opened;
         }
-        step
+        (step, q.counts(), q.sold_out())
     };
-    record_metrics(room);
+    record_metrics(room, &counts, sold_out);
     let id = room.release.release_id;
     if !step.admitted.is_empty() {
         metrics::counter!("kataar_queue_admitted_total", "release" => id.0.to_string())
@@ -532,11 +537,7 @@ async fn step_room(state: &AppState, room: &Arc<Room>, lowered: bool) {
     }
 }
 
-fn record_metrics(room: &Room) {
-    let (c, sold_out) = {
-        let q = room.queue.lock();
-        (q.counts(), q.sold_out())
-    };
+fn record_metrics(room: &Room, c: &kataar_waitroom::Counts, sold_out: bool) {
     let id = room.release.release_id.0.to_string();
     metrics::gauge!("kataar_queue_waiting", "release" => id.clone()).set(c.waiting as f64);
     metrics::gauge!("kataar_queue_passes_outstanding", "release" => id.clone())

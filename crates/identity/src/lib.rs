@@ -36,7 +36,7 @@ pub use operator_key::{
 pub use otp::{OtpClaim, OtpConfig, OtpError, OtpIssued, OtpManager, SixDigits, VerifiedMobile};
 pub use person_key::{person_key_from_hex, person_key_to_hex, PersonKey, PersonKeyer};
 pub use photo_id::{normalize_and_validate, IdType, NormalizedId, PhotoIdError};
-pub use secrets::{SecretOverrides, Secrets, SecretsError};
+pub use secrets::{derive_key, SecretOverrides, Secrets, SecretsError};
 pub use sender::{
     DispatcherConfig, OtpDispatcher, OtpMessage, OtpSenderSpec, SenderError, SenderStats,
     WebhookSecret,

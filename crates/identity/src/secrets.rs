@@ -208,14 +208,19 @@ fn certificate_key(
     if let Some(v) = read_file(&path)?.and_then(|f| f.certificate_key) {
         return decode_secret("certificate_key", &path.display().to_string(), &v);
     }
+    Ok(derive_key(token_key, CERTIFICATE_SEED_LABEL.as_bytes()).to_vec())
+}
+
+/// A key for one purpose derived from a secret: HMAC-SHA256(secret, label). Different labels
+/// give unrelated keys, and none reveals the secret.
+pub fn derive_key(secret: &[u8], label: &[u8]) -> [u8; 32] {
     use hmac::{Hmac, Mac};
-    let mut mac =
-        Hmac::<sha2::Sha256>::new_from_slice(token_key).map_err(|_| SecretsError::Missing {
-            name: "token_key",
-            path,
-        })?;
-    mac.update(CERTIFICATE_SEED_LABEL.as_bytes());
-    Ok(mac.finalize().into_bytes().to_vec())
+    // HMAC takes a key of any length, so this cannot fail.
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+        return [0; 32];
+    };
+    mac.update(label);
+    mac.finalize().into_bytes().into()
 }
 
 fn random_secret() -> Vec<u8> {

@@ -171,7 +171,8 @@ pub struct Queue {
     by_account: HashMap<u64, u32, Hasher>,
     prequeue: Option<u32>,
     cursor: u32,
-    passes: VecDeque<(u32, u64)>,
+    /// Admitted places in pass-expiry order (each pass ends at its place's `due`).
+    passes: VecDeque<u32>,
     outstanding: u64,
     available: u64,
     tokens: f64,
@@ -462,8 +463,8 @@ impl Queue {
         self.rate = (self.rate + configured * RATE_RECOVERY_PER_S * dt).min(configured);
         // A bucket of one second's admissions.
         self.tokens = (self.tokens + self.rate * dt).min(self.rate.max(1.0));
-        while let Some(&(index, expires)) = self.passes.front() {
-            if expires > now_ms {
+        while let Some(&index) = self.passes.front() {
+            if self.ms(self.due[index as usize]) > now_ms {
                 break;
             }
             self.passes.pop_front();
@@ -503,7 +504,7 @@ impl Queue {
                     self.outstanding += 1;
                     self.admitted += 1;
                     self.tokens -= 1.0;
-                    self.passes.push_back((index, expires));
+                    self.passes.push_back(index);
                     step.admitted.push((index, expires));
                     step.waits_s
                         .push(now_s.saturating_sub(self.joined[i].max(opened_s)));
@@ -559,8 +560,8 @@ impl Queue {
     pub fn admitted_places(&self) -> Vec<u32> {
         self.passes
             .iter()
-            .filter(|(i, _)| self.state[*i as usize] == ADMITTED)
-            .map(|(i, _)| *i)
+            .copied()
+            .filter(|&i| self.state[i as usize] == ADMITTED)
             .collect()
     }
 
@@ -709,7 +710,7 @@ impl Queue {
                 q.state[i] = ADMITTED;
                 q.due[i] = q.secs(expires);
                 q.outstanding += 1;
-                q.passes.push_back((index, expires));
+                q.passes.push_back(index);
             } else {
                 q.state[i] = PASS_EXPIRED;
                 q.expired += 1;
@@ -726,7 +727,8 @@ impl Queue {
                 }
             }
         }
-        q.passes.make_contiguous().sort_by_key(|&(_, e)| e);
+        let due = &q.due;
+        q.passes.make_contiguous().sort_by_key(|&i| due[i as usize]);
         q.last_step_ms = now_ms.max(q.cfg.created_at_ms);
         q.update_poll_slope();
         q

@@ -9,7 +9,7 @@ use crate::auth::Citizen;
 use crate::errors::{OrApi, STORE_RETRY_AFTER_S};
 use crate::state::AppState;
 use crate::v1::operator::{commit_answered, Admin, Audit};
-use crate::waitroom::{available, from_unix_ms, Room};
+use crate::waitroom::{from_unix_ms, standing, unix_ms, Room, Standing};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -54,12 +54,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// `scheduled` before the opening, `closed` once no session can be booked any more,
 /// `sold_out` while nothing is left, else `open`.
-fn status_of(state: &AppState, room: &Room, places: u64) -> &'static str {
-    if crate::waitroom::is_closed(state, &room.release) {
+fn status_of(standing: &Standing, is_open: bool) -> &'static str {
+    if standing.closed {
         "closed"
-    } else if !room.queue.lock().is_open() {
+    } else if !is_open {
         "scheduled"
-    } else if places == 0 {
+    } else if standing.available == 0 {
         "sold_out"
     } else {
         "open"
@@ -68,12 +68,12 @@ fn status_of(state: &AppState, room: &Room, places: u64) -> &'static str {
 
 /// A release as `GET /v1/releases/{id}` shows it.
 pub fn release_json(state: &AppState, room: &Room) -> Value {
-    let places = available(state, &room.release);
-    let status = status_of(state, room, places);
-    let (counts, commitment) = {
+    let now = standing(state, &room.release);
+    let (counts, commitment, is_open) = {
         let q = room.queue.lock();
-        (q.counts(), q.commitment_hex())
+        (q.counts(), q.commitment_hex(), q.is_open())
     };
+    let (status, places) = (status_of(&now, is_open), now.available);
     let r = &room.release;
     json!({
         "release_id": r.release_id.0,
@@ -445,7 +445,7 @@ async fn take_ticket(
     account: AccountId,
 ) -> Result<kataar_waitroom::Answer, ApiError> {
     let now = state.now();
-    let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    let now_ms = unix_ms(now);
     let (index, fresh) = match room.queue.lock().enqueue(account.0, now_ms) {
         Ok(x) => x,
         Err(_) => return Err(ApiError::too_many_requests(QUEUE_FULL_RETRY_AFTER_S)),
@@ -518,7 +518,7 @@ async fn poll(
         .parse_ticket(&ticket_id)
         .ok_or_else(ApiError::not_found)?;
     let room = room_of(&state, release)?;
-    let now_ms = u64::try_from(state.now().timestamp_millis()).unwrap_or(0);
+    let now_ms = unix_ms(state.now());
     let answer = room
         .queue
         .lock()
