@@ -35,6 +35,9 @@ pub struct LaunchPlan {
     pub poll_budget_per_s: u32,
     /// Seconds from the release's creation to its opening (tickets are taken meanwhile).
     pub opens_in_s: u64,
+    /// Seconds a client that follows the queue asks its polls to be held open (`wait_s`; 0:
+    /// plain polls).
+    pub hold_s: u32,
     /// Requests in each of the two cost measurements (polls, cached availability reads).
     pub cost_requests: usize,
     /// Where `launch.json` goes.
@@ -111,6 +114,7 @@ async fn citizen(
     release: u64,
     target: crate::kataar::Target,
     aggressive: bool,
+    hold_s: u32,
     tally: Arc<Tally>,
     n: usize,
 ) -> Outcome {
@@ -158,21 +162,34 @@ async fn citizen(
         out.ticket_id = Some(ticket.clone());
         let mut told = v["poll_after_s"].as_u64().unwrap_or(1);
         let mut retry = None;
+        // Polls held open answer when something happened; `poll_after_s` then counts from the
+        // poll's start and may be 0.
+        let holding = hold_s > 0 && !aggressive;
+        let poll_url = if holding {
+            format!("{base}/v1/queue/{ticket}?wait_s={hold_s}")
+        } else {
+            format!("{base}/v1/queue/{ticket}")
+        };
+        let mut held_before = false;
         loop {
             if started.elapsed() > Duration::from_secs(CLIENT_GIVE_UP_S) {
                 return out;
             }
-            tokio::time::sleep(wait(told, retry)).await;
+            if held_before && retry.is_none() {
+                tokio::time::sleep(Duration::from_secs(told)).await;
+            } else {
+                tokio::time::sleep(wait(told, retry)).await;
+            }
             if !aggressive {
                 tally.polite_poll();
             }
             let r = send(
                 &tally,
                 &mut out.requests,
-                http.get(format!("{base}/v1/queue/{ticket}"))
-                    .bearer_auth(&*person.token),
+                http.get(&poll_url).bearer_auth(&*person.token),
             )
             .await;
+            held_before = holding;
             let Ok((status, ra, v)) = r else { continue };
             retry = ra;
             if status != 200 {
@@ -356,6 +373,7 @@ pub async fn run(plan: LaunchPlan) -> anyhow::Result<Value> {
             release_id,
             target,
             aggressive,
+            plan.hold_s,
             tally.clone(),
             n,
         )));
@@ -490,7 +508,7 @@ pub async fn run(plan: LaunchPlan) -> anyhow::Result<Value> {
     let report = json!({
         "citizens": plan.citizens, "places": plan.places,
         "aggressive_share": plan.aggressive_share, "aggressive_factor": AGGRESSIVE_FACTOR,
-        "admit_per_s": plan.admit_per_s, "poll_budget_per_s": plan.poll_budget_per_s,
+        "admit_per_s": plan.admit_per_s, "poll_budget_per_s": plan.poll_budget_per_s, "hold_s": plan.hold_s,
         "launch_s": elapsed,
         "bookings": acknowledged.len(),
         "requests": requests,

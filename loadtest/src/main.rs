@@ -170,6 +170,10 @@ enum Cmd {
         /// Seconds from the release's creation to its opening.
         #[arg(long, default_value_t = 20)]
         opens_in_s: u64,
+        /// Seconds the clients that follow the queue ask their polls to be held (`wait_s`, at
+        /// most 25; 0: plain polls at `poll_after_s`).
+        #[arg(long, default_value_t = 25)]
+        hold_s: u32,
         /// Requests in each cost measurement (polls, cached availability reads).
         #[arg(long, default_value_t = 20_000)]
         cost_requests: usize,
@@ -446,6 +450,7 @@ async fn main() -> anyhow::Result<()> {
             admit_per_s,
             poll_budget_per_s,
             opens_in_s,
+            hold_s,
             cost_requests,
             out,
         } => {
@@ -458,6 +463,7 @@ async fn main() -> anyhow::Result<()> {
                 admit_per_s,
                 poll_budget_per_s,
                 opens_in_s,
+                hold_s,
                 cost_requests,
                 out,
             };

@@ -139,6 +139,9 @@ pub struct Config {
     pub queue_poll_min_s: u32,
     /// Longest `poll_after_s` given, seconds (60).
     pub queue_poll_max_s: u32,
+    /// Queue polls held open at once (`GET /v1/queue/{id}?wait_s=`) across the releases
+    /// (10000); beyond, a poll asking to be held is answered at once, as one that does not ask.
+    pub queue_held_polls_max: u32,
     /// Networks (CIDRs, e.g. `["10.0.0.0/8"]`, or `10.0.0.0/8,192.0.2.7` in the environment)
     /// of the proxies whose `trusted_proxy_header` is believed; from any other peer the header
     /// is ignored. Empty (default): no peer is trusted, so `trusted_proxy_header` needs this.
@@ -211,6 +214,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "queue_poll_budget_per_s",
     "queue_poll_min_s",
     "queue_poll_max_s",
+    "queue_held_polls_max",
     "admission",
 ];
 
@@ -321,6 +325,7 @@ impl Config {
             queue_poll_budget_per_s: 2_000,
             queue_poll_min_s: 2,
             queue_poll_max_s: 60,
+            queue_held_polls_max: 10_000,
             admission: toml::Table::new(),
         }
     }

@@ -9,7 +9,8 @@
 //! in-flight cap),
 //! `503 overloaded` (the lane is full) or `503 store_unavailable` (the store breaker is open:
 //! booking-lane writes only; reads keep being served from memory). An admitted request runs its
-//! handler holding the [`kataar_admission::Permit`] until the response is produced.
+//! handler holding the [`kataar_admission::Permit`] until the response is produced (a queue
+//! poll held open gives it back before it waits: [`HeldPermit`]).
 //!
 //! `/healthz`, `/readyz` and `/metrics` are not behind this layer (and `classify` would leave
 //! them alone anyway).
@@ -18,9 +19,11 @@ use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use kataar_admission::{classify, client_addr, client_deadline, Refusal, RefusalKind};
+use kataar_admission::{classify, client_addr, client_deadline, Permit, Refusal, RefusalKind};
 use kataar_api::ApiError;
+use parking_lot::Mutex;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 /// The middleware (`axum::middleware::from_fn_with_state(state, admission::admit)`).
 pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -47,6 +50,12 @@ pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) 
         .await
     {
         Ok(permit) => {
+            if is_held_poll(&req) {
+                // The handler gives the place back before it holds the poll open.
+                req.extensions_mut()
+                    .insert(HeldPermit(Arc::new(Mutex::new(Some(permit)))));
+                return next.run(req).await;
+            }
             let response = next.run(req).await;
             drop(permit);
             response
@@ -65,6 +74,25 @@ pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) 
             }
         }
     }
+}
+
+/// The admission place of a queue poll that asks to be held open (`GET /v1/queue/{id}?wait_s=`):
+/// it is given back before the poll waits, so a held poll takes no lane or client place (held
+/// polls have their own bound, `queue_held_polls_max`, and one per ticket).
+#[derive(Clone)]
+pub struct HeldPermit(Arc<Mutex<Option<Permit>>>);
+
+impl HeldPermit {
+    /// Gives the admission place back.
+    pub fn give_back(&self) {
+        self.0.lock().take();
+    }
+}
+
+fn is_held_poll(req: &Request) -> bool {
+    req.method() == http::Method::GET
+        && req.uri().path().starts_with("/v1/queue/")
+        && req.uri().query().is_some_and(|q| q.contains("wait_s"))
 }
 
 /// The contract-shaped answer to a refusal (always with `Retry-After`).

@@ -85,6 +85,7 @@ pub async fn run(
         let writer = state.writer.clone();
         let failure = writer_failure.clone();
         let readiness = readiness.clone();
+        let waitroom = state.clone();
         async move {
             tokio::select! {
                 () = shutdown => {}
@@ -94,6 +95,8 @@ pub async fn run(
                     *failure.lock() = Some(reason);
                 }
             }
+            // Held queue polls are answered now, not cut off at the end of the grace period.
+            waitroom.waitroom.stop_holding();
         }
     };
     let served = run_server(listener, metrics_listener, app, &ops, limits.clone(), stop).await;

@@ -219,6 +219,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
             poll_min_s: config.queue_poll_min_s,
             poll_max_s: config.queue_poll_max_s,
             default_admit_per_s: admission.config().booking_rate_per_s,
+            held_polls_max: config.queue_held_polls_max,
+            hold_s_max: kataar_domain::limits::QUEUE_WAIT_S_MAX
+                .min(config.queue_keepalive_s)
+                .min(config.request_timeout_s.saturating_sub(2)),
         },
         releases,
         queue_tickets,

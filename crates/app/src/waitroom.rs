@@ -13,8 +13,8 @@ use kataar_domain::*;
 use kataar_identity::derive_key;
 use kataar_waitroom::{Key, Queue, QueueConfig, Step};
 use parking_lot::{Mutex, RwLock};
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +44,11 @@ pub struct Limits {
     pub poll_max_s: u32,
     /// Admissions per second of a release that names none (the booking lane's rate).
     pub default_admit_per_s: f64,
+    /// Polls held open at once, across the rooms.
+    pub held_polls_max: u32,
+    /// The longest a poll is held, seconds (`queue_keepalive_s`, two seconds short of
+    /// `request_timeout_s`, [`kataar_domain::limits::QUEUE_WAIT_S_MAX`], whichever is least).
+    pub hold_s_max: u32,
 }
 
 /// One release and its queue.
@@ -60,6 +65,93 @@ pub struct Room {
     /// The opening and admissions not yet known to be committed (sent again at the next step
     /// until they are).
     unsaved: Mutex<Unsaved>,
+    /// Its polls held open (taken before the queue's lock when both are).
+    held: Mutex<Held>,
+}
+
+/// The polls held open in one room, each woken when its place is reached, the release sells
+/// out or closes, or a newer held poll of the same place replaces it (one per place). A woken
+/// poll is answered from the queue like any other.
+#[derive(Default)]
+struct Held {
+    /// Place → the generation of its held poll.
+    by_place: HashMap<u32, u64>,
+    /// Held polls of ranked places by (rank, place): those below the cursor are woken.
+    ranked: BTreeMap<(u32, u32), Wake>,
+    /// Held polls of the pre-queue, ranked at the opening.
+    prequeue: HashMap<u32, Wake>,
+    next_gen: u64,
+}
+
+type Wake = tokio::sync::oneshot::Sender<()>;
+
+impl Held {
+    /// Drops a place's held poll (its holder is answered at once).
+    fn forget(&mut self, place: u32, rank: Option<u32>) {
+        self.by_place.remove(&place);
+        self.prequeue.remove(&place);
+        if let Some(r) = rank {
+            self.ranked.remove(&(r, place));
+        }
+    }
+
+    /// Wakes the held polls of places ranked below `cursor`.
+    fn wake_below(&mut self, cursor: u32) {
+        let rest = self.ranked.split_off(&(cursor, 0));
+        for ((_, place), wake) in std::mem::replace(&mut self.ranked, rest) {
+            self.by_place.remove(&place);
+            let _ = wake.send(());
+        }
+    }
+
+    /// Wakes every held poll.
+    fn wake_all(&mut self) {
+        let ranked = std::mem::take(&mut self.ranked).into_values();
+        for wake in ranked.chain(self.prequeue.drain().map(|(_, w)| w)) {
+            let _ = wake.send(());
+        }
+        self.by_place.clear();
+    }
+
+    /// The opening ranked the pre-queue: its held polls join the ranked ones.
+    fn rank_prequeue(&mut self, queue: &Queue) {
+        for (place, wake) in self.prequeue.drain() {
+            let rank = queue.rank_of(place).unwrap_or(u32::MAX);
+            self.ranked.insert((rank, place), wake);
+        }
+    }
+}
+
+/// A poll held open: [`HeldPoll::wait`] returns when its place may have moved on, or at the
+/// deadline; dropping it (also when the client goes away) takes it out of its room.
+pub struct HeldPoll {
+    room: Arc<Room>,
+    place: u32,
+    generation: u64,
+    rx: tokio::sync::oneshot::Receiver<()>,
+    count: Arc<AtomicUsize>,
+}
+
+impl HeldPoll {
+    /// Waits until woken or for `hold` at most; the time it waited.
+    pub async fn wait(&mut self, hold: Duration) -> Duration {
+        let started = tokio::time::Instant::now();
+        let _ = tokio::time::timeout(hold, &mut self.rx).await;
+        started.elapsed()
+    }
+}
+
+impl Drop for HeldPoll {
+    fn drop(&mut self) {
+        let mut held = self.room.held.lock();
+        if held.by_place.get(&self.place) == Some(&self.generation) {
+            let rank = self.room.queue.lock().rank_of(self.place);
+            held.forget(self.place, rank);
+        }
+        drop(held);
+        let left = self.count.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+        metrics::gauge!("kataar_queue_held_polls").set(left as f64);
+    }
 }
 
 #[derive(Default)]
@@ -84,6 +176,10 @@ pub struct Waitroom {
     next_id: AtomicU64,
     /// Set when the booking lane refused for load since the last step.
     lane_refused: AtomicBool,
+    /// Polls held open now, across the rooms.
+    held_polls: Arc<AtomicUsize>,
+    /// Set at shutdown: no poll is held any more.
+    stopping: AtomicBool,
 }
 
 /// Unix milliseconds of an instant (0 before 1970).
@@ -119,6 +215,8 @@ impl Waitroom {
             by_session: RwLock::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             lane_refused: AtomicBool::new(false),
+            held_polls: Arc::new(AtomicUsize::new(0)),
+            stopping: AtomicBool::new(false),
         };
         let mut tickets_of: BTreeMap<ReleaseId, Vec<(u32, u64, u64)>> = BTreeMap::new();
         for t in tickets {
@@ -177,6 +275,7 @@ impl Waitroom {
                 draw_json: std::sync::OnceLock::new(),
                 closed: AtomicBool::new(false),
                 unsaved: Mutex::new(Unsaved::default()),
+                held: Mutex::new(Held::default()),
             }),
         );
     }
@@ -215,7 +314,68 @@ impl Waitroom {
     fn close(&self, room: &Room) {
         if !room.closed.swap(true, Ordering::SeqCst) {
             self.ungate(room);
+            room.held.lock().wake_all();
         }
+    }
+
+    /// The server is stopping: every held poll is answered and none is held any more.
+    pub fn stop_holding(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for room in self.rooms() {
+            room.held.lock().wake_all();
+        }
+    }
+
+    /// The longest a poll is held, seconds.
+    pub fn hold_s_max(&self) -> u32 {
+        self.limits.hold_s_max
+    }
+
+    /// Holds a poll of `place` open, replacing an earlier held poll of it; `None` when
+    /// `queue_held_polls_max` are held already or the room is closed.
+    pub fn hold(&self, room: &Arc<Room>, place: u32) -> Option<HeldPoll> {
+        if room.closed.load(Ordering::SeqCst) || self.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut held = room.held.lock();
+        // A poll replacing its place's held one takes the place of it (whose holder is answered
+        // now and gives its count back); any other needs room under the bound.
+        let max = self.limits.held_polls_max as usize;
+        let count = self.held_polls.fetch_add(1, Ordering::SeqCst);
+        if count >= max && !held.by_place.contains_key(&place) {
+            self.held_polls.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        // Read with the held polls locked, so an opening ranks this one or ranked it already.
+        let rank = room.queue.lock().rank_of(place);
+        held.forget(place, rank);
+        held.next_gen += 1;
+        let generation = held.next_gen;
+        held.by_place.insert(place, generation);
+        match rank {
+            Some(r) => {
+                held.ranked.insert((r, place), tx);
+            }
+            None => {
+                held.prequeue.insert(place, tx);
+            }
+        }
+        drop(held);
+        let poll = HeldPoll {
+            room: room.clone(),
+            place,
+            generation,
+            rx,
+            count: self.held_polls.clone(),
+        };
+        // Checked again once registered: a shutdown that began meanwhile wakes it or is seen.
+        if self.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        metrics::gauge!("kataar_queue_held_polls")
+            .set(self.held_polls.load(Ordering::SeqCst) as f64);
+        Some(poll)
     }
 
     fn queue_config(&self, r: &Release) -> QueueConfig {
@@ -436,7 +596,10 @@ async fn step_room(state: &AppState, room: &Arc<Room>, places: u64, lowered: boo
         let order = tokio::task::spawn_blocking(move || drawer.order(n)).await;
         match order {
             Ok(order) => {
-                room.queue.lock().open_with(n, order);
+                let mut held = room.held.lock();
+                let mut q = room.queue.lock();
+                q.open_with(n, order);
+                held.rank_prequeue(&q);
                 opened = Some(n);
             }
             Err(e) => {
@@ -457,6 +620,20 @@ async fn step_room(state: &AppState, room: &Arc<Room>, places: u64, lowered: boo
         }
         (step, q.counts(), q.sold_out())
     };
+    {
+        let mut held = room.held.lock();
+        if sold_out {
+            held.wake_all();
+        } else {
+            if !held.prequeue.is_empty() {
+                let q = room.queue.lock();
+                if q.is_open() {
+                    held.rank_prequeue(&q);
+                }
+            }
+            held.wake_below(step.cursor);
+        }
+    }
     record_metrics(room, &counts, sold_out);
     let id = room.release.release_id;
     if !step.admitted.is_empty() {

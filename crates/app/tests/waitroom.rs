@@ -596,3 +596,187 @@ async fn a_restart_after_a_booking_keeps_admitting_and_a_closed_release_makes_ro
     );
     srv.finish().await;
 }
+
+/// A poll held open with `wait_s` from a task of its own: (seconds it took, its answer).
+fn held_poll(
+    srv: &TestServer,
+    token: &str,
+    ticket: &str,
+    wait_s: u32,
+) -> tokio::task::JoinHandle<(Duration, Value)> {
+    let req = srv
+        .http
+        .get(format!("{}/v1/queue/{ticket}?wait_s={wait_s}", srv.base))
+        .bearer_auth(token);
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        (started.elapsed(), resp.json().await.unwrap())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_polls_answer_when_the_place_is_reached_or_sold_out() {
+    let srv = TestServer::postgres_with(|c| {
+        c.queue_poll_min_s = 1;
+        c.queue_held_polls_max = 2;
+    })
+    .await;
+    let places = session(&srv, 1).await;
+    let people = citizens(&srv, 3).await;
+    let opens_at = chrono::Utc::now() + chrono::Duration::seconds(4);
+    let (s, v) = srv
+        .post(
+            "/v1/admin/releases",
+            Some(&srv.admin_key),
+            json!({"session_ids": [places.0],
+                "opens_at": opens_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "admit_per_s": 5, "pass_ttl_s": 60}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let release = v["release_id"].as_u64().unwrap();
+    let mut tickets = Vec::new();
+    for (token, _) in &people {
+        let (s, v) = srv
+            .post("/v1/queue", Some(token), json!({"release_id": release}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        tickets.push(v["ticket_id"].as_str().unwrap().to_string());
+    }
+    // The bound of `wait_s`, and an unknown parameter.
+    for query in ["wait_s=26", "wait_s=-1", "wait_s=x", "wait=3"] {
+        let (s, v) = srv
+            .get(
+                &format!("/v1/queue/{}?{query}", tickets[0]),
+                Some(&people[0].0),
+            )
+            .await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{query}: {v}"
+        );
+    }
+    let (s, v) = srv
+        .get(
+            &format!("/v1/queue/{}?wait_s=0", tickets[0]),
+            Some(&people[0].0),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["status"]),
+        (StatusCode::OK, &json!("waiting")),
+        "{v}"
+    );
+    // Another account's ticket is not held (nor read).
+    let (s, _) = srv
+        .get(
+            &format!("/v1/queue/{}?wait_s=25", tickets[0]),
+            Some(&people[1].0),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Two held polls fill `queue_held_polls_max`; a third is answered at once.
+    let first = held_poll(&srv, &people[0].0, &tickets[0], 25);
+    let second = held_poll(&srv, &people[1].0, &tickets[1], 25);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (took, v) = held_poll(&srv, &people[2].0, &tickets[2], 25)
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "waiting", "{v}");
+    assert!(
+        took < Duration::from_secs(3),
+        "answered at once at the bound: {took:?}"
+    );
+    assert!(!first.is_finished() && !second.is_finished());
+    // A newer held poll of the same ticket answers the older one at once.
+    let second_again = held_poll(&srv, &people[1].0, &tickets[1], 25);
+    let (took, v) = second.await.unwrap();
+    assert_eq!(v["status"], "waiting", "{v}");
+    assert!(took < Duration::from_secs(3), "replaced: {took:?}");
+    // Held polls take no admission place: ordinary requests go on meanwhile.
+    let (s, _) = srv.get(&format!("/v1/releases/{release}"), None).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // At the opening one place is admitted; its holder books, and everyone still held is told
+    // sold_out then, long before the 25 s they asked to wait.
+    wait_for_status(&srv, release, "open").await;
+    let admitted = loop {
+        let mut found = None;
+        for i in 0..3 {
+            let v = ticket(&srv, &people[i].0, &tickets[i]).await;
+            if v["status"] == "admitted" {
+                found = Some((i, v["pass"].as_str().unwrap().to_string()));
+            }
+        }
+        if let Some(f) = found {
+            break f;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (i, pass) = admitted;
+    let (s, v) = book(&srv, &people[i].0, Some(&pass), people[i].1, places).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for (n, handle) in [(0, first), (1, second_again)] {
+        let (took, v) = handle.await.unwrap();
+        let want = if n == i { "admitted" } else { "sold_out" };
+        assert_eq!(v["status"], want, "ticket {n}: {v}");
+        assert!(
+            took < Duration::from_secs(15),
+            "ticket {n} was woken, not left to its deadline: {took:?}"
+        );
+    }
+    // Sold out: a held poll is answered at once.
+    let (took, v) = held_poll(&srv, &people[2].0, &tickets[2], 25)
+        .await
+        .unwrap();
+    assert_eq!(
+        v["status"],
+        if i == 2 { "admitted" } else { "sold_out" },
+        "{v}"
+    );
+    assert!(took < Duration::from_secs(3));
+    srv.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_server_answers_its_held_polls_at_once() {
+    let srv = TestServer::postgres().await;
+    let places = session(&srv, 1).await;
+    let people = citizens(&srv, 1).await;
+    let opens_at = chrono::Utc::now() + chrono::Duration::seconds(120);
+    let (s, v) = srv
+        .post(
+            "/v1/admin/releases",
+            Some(&srv.admin_key),
+            json!({"session_ids": [places.0],
+                "opens_at": opens_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let release = v["release_id"].as_u64().unwrap();
+    let (s, v) = srv
+        .post(
+            "/v1/queue",
+            Some(&people[0].0),
+            json!({"release_id": release}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let poll = held_poll(&srv, &people[0].0, v["ticket_id"].as_str().unwrap(), 25);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!poll.is_finished(), "held until something happens");
+    let stopping = Instant::now();
+    let (db, _dir) = srv.stop().await;
+    let (_, v) = poll.await.unwrap();
+    assert_eq!(v["status"], "waiting", "{v}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "answered at the stop, not at its deadline: {:?}",
+        stopping.elapsed()
+    );
+    common::drop_database(&db.unwrap().0).await;
+}

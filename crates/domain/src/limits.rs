@@ -80,6 +80,10 @@ pub const PASS_TTL_S_MIN: u32 = 30;
 pub const PASS_TTL_S_MAX: u32 = 3_600;
 /// A release's pass validity when it names none, in seconds.
 pub const PASS_TTL_S_DEFAULT: u32 = 300;
+/// The longest a queue poll may ask to be held open (`GET /v1/queue/{id}?wait_s=`), seconds.
+/// Above: `400 invalid_request`. The server holds no longer than its `queue_keepalive_s` and
+/// two seconds short of its `request_timeout_s` either.
+pub const QUEUE_WAIT_S_MAX: u32 = 25;
 
 /// The highest admission rate a release may ask for, admissions per second. Above:
 /// `400 invalid_request`.

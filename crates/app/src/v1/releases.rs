@@ -16,15 +16,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use kataar_api::{ApiError, ApiJson, ApiPath, ErrorBody};
+use kataar_api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use kataar_domain::limits::{
-    ADMIT_PER_S_MAX, PASS_TTL_S_DEFAULT, PASS_TTL_S_MAX, PASS_TTL_S_MIN, RELEASE_SESSIONS_MAX,
+    ADMIT_PER_S_MAX, PASS_TTL_S_DEFAULT, PASS_TTL_S_MAX, PASS_TTL_S_MIN, QUEUE_WAIT_S_MAX,
+    RELEASE_SESSIONS_MAX,
 };
 use kataar_domain::*;
 use kataar_waitroom::{draw, QueueError, Status};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::Duration;
 use utoipa::{OpenApi, ToSchema};
 
 /// `Retry-After` of a refusal at a waiting-room bound, seconds.
@@ -498,10 +500,26 @@ async fn commit_ticket(
     }
 }
 
+/// Query of `GET /v1/queue/{ticket_id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollQuery {
+    wait_s: Option<u32>,
+}
+
 /// A ticket's place: `position` (1 = next), `eta_s`, `poll_after_s`; once admitted the `pass`
 /// to book with. From memory, O(1). Only the ticket's own account may read it.
+///
+/// With `wait_s` (0 to 25 s) a waiting ticket's poll is held open until its place is reached,
+/// the release sells out or closes, or the wait is over, whichever comes first; `poll_after_s`
+/// then counts from when it was asked (a client may ask again at once when it is 0). A held poll
+/// takes no admission place; one is held per ticket (a newer one answers the older at once) and
+/// at most `queue_held_polls_max` in all (beyond, it is answered at once).
 #[utoipa::path(get, path = "/v1/queue/{ticket_id}", tag = "citizens",
-    security(("bearer" = [])), params(("ticket_id" = String, Path)),
+    security(("bearer" = [])),
+    params(("ticket_id" = String, Path),
+        ("wait_s" = Option<u32>, Query, maximum = 25, minimum = 0,
+            description = "hold the poll open up to this many seconds while the ticket waits")),
     responses(
         (status = 200, description = "`{ticket_id, status: waiting|admitted|sold_out|expired, \
             position, eta_s, poll_after_s, pass, pass_expires_at}`"),
@@ -509,26 +527,63 @@ async fn commit_ticket(
             body = ErrorBody)))]
 async fn poll(
     State(state): State<AppState>,
+    permit: Option<axum::Extension<crate::admission::HeldPermit>>,
     citizen: Citizen,
     ApiPath(ticket_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PollQuery>,
 ) -> Result<Response, ApiError> {
+    let wait_s = q.wait_s.unwrap_or(0);
+    if wait_s > QUEUE_WAIT_S_MAX {
+        return Err(ApiError::invalid_request(
+            "wait_s",
+            format!("wait_s must be between 0 and {QUEUE_WAIT_S_MAX}"),
+        ));
+    }
     let (release, index) = state
         .waitroom
         .key()
         .parse_ticket(&ticket_id)
         .ok_or_else(ApiError::not_found)?;
     let room = room_of(&state, release)?;
-    let now_ms = unix_ms(state.now());
-    let answer = room
-        .queue
-        .lock()
-        .poll(index, citizen.account_id.0, now_ms)
-        .map_err(|e| match e {
-            QueueError::NoTicket | QueueError::NotYours | QueueError::Full => ApiError::not_found(),
-        })?;
+    let account = citizen.account_id;
+    let read = || {
+        room.queue
+            .lock()
+            .poll(index, account.0, unix_ms(state.now()))
+            .map_err(|e| match e {
+                QueueError::NoTicket | QueueError::NotYours | QueueError::Full => {
+                    ApiError::not_found()
+                }
+            })
+    };
+    let waiting = |a: &kataar_waitroom::Answer| matches!(a.status, Status::Waiting { .. });
+    let mut answer = read()?;
+    let hold_s = wait_s.min(state.waitroom.hold_s_max());
+    if hold_s > 0 && waiting(&answer) {
+        if let Some(mut held) = state.waitroom.hold(&room, index) {
+            // Read again once registered: a step in between woke nobody.
+            answer = read()?;
+            if waiting(&answer) {
+                if let Some(axum::Extension(p)) = &permit {
+                    p.give_back();
+                }
+                metrics::counter!("kataar_queue_held_polls_total").increment(1);
+                let waited = held.wait(Duration::from_secs(u64::from(hold_s))).await;
+                drop(held);
+                answer = read()?;
+                if let Status::Waiting {
+                    position: Some(_), ..
+                } = answer.status
+                {
+                    let waited_s = u32::try_from(waited.as_secs()).unwrap_or(u32::MAX);
+                    answer.poll_after_s = answer.poll_after_s.saturating_sub(waited_s);
+                }
+            }
+        }
+    }
     metrics::counter!("kataar_queue_polls_total").increment(1);
     Ok(no_store(
         StatusCode::OK,
-        ticket_json(&state, &room, citizen.account_id, &answer),
+        ticket_json(&state, &room, account, &answer),
     ))
 }
