@@ -31,15 +31,25 @@ pub struct Listening {
     pub state: AppState,
 }
 
-/// Runs the server until `shutdown` completes. `on_listening` is called once the listener is
-/// bound and the inventory is loaded, before the first request is served.
-pub async fn run(
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    on_listening: impl FnOnce(Listening),
-) -> anyhow::Result<()> {
+/// The engine and its whole router, started but not listening: what [`run`] serves, and what
+/// the in-process benchmarks drive with `tower::ServiceExt::oneshot`.
+pub struct Assembled {
+    /// The router with every layer (the one outer stack, ops routes, admission).
+    pub app: axum::Router,
+    /// The application state.
+    pub state: AppState,
+    /// The demo drive, when one was published in this start.
+    pub demo: Option<DemoDrive>,
+    /// `/readyz`'s state (ready once assembled).
+    pub readiness: Readiness,
+    ops: Ops,
+    writer_join: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the engine below HTTP, publishes the demo drive if asked and builds the router.
+pub async fn assemble(config: &Config) -> anyhow::Result<Assembled> {
     let readiness = Readiness::new();
-    let started = startup::start(&config).await?;
+    let started = startup::start(config).await?;
     let state = started.state.clone();
     let demo = if config.demo && state.inv.centres().is_empty() {
         let drive = demo::load(&state)
@@ -50,16 +60,13 @@ pub async fn run(
         None
     };
     let limits = config.server_limits();
-    let (listener, metrics_listener) = bind(&config)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let mut doc = openapi_base();
     doc.merge(crate::v1::openapi());
     doc.merge(crate::compat::openapi());
     let ops = Ops::new(
         readiness.clone(),
         init_metrics(),
-        metrics_listener.is_none(),
+        config.metrics_listen.is_none(),
         &doc,
     );
     let api = crate::v1::router(&state)
@@ -69,10 +76,39 @@ pub async fn run(
             crate::admission::admit,
         ));
     let app = build_app(api, state.clone(), &ops, &limits);
-    let addr = listener.local_addr()?;
     crate::metrics::spawn_capacity_gauges(state.clone());
     readiness.set_probe(readiness_probe(&state));
     readiness.set_ready();
+    Ok(Assembled {
+        app,
+        state,
+        demo,
+        readiness,
+        ops,
+        writer_join: started.writer_join,
+    })
+}
+
+/// Runs the server until `shutdown` completes. `on_listening` is called once the listener is
+/// bound and the inventory is loaded, before the first request is served.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_listening: impl FnOnce(Listening),
+) -> anyhow::Result<()> {
+    let Assembled {
+        app,
+        state,
+        demo,
+        readiness,
+        ops,
+        writer_join,
+    } = assemble(&config).await?;
+    let limits = config.server_limits();
+    let (listener, metrics_listener) = bind(&config)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
     on_listening(Listening {
         addr,
         demo,
@@ -102,10 +138,7 @@ pub async fn run(
     let served = run_server(listener, metrics_listener, app, &ops, limits.clone(), stop).await;
     state.writer.shutdown();
     let grace = limits.shutdown_grace;
-    if tokio::time::timeout(grace, started.writer_join)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, writer_join).await.is_err() {
         tracing::warn!("the store writer did not drain within the grace period");
     }
     state.otp_sender.close(grace).await;
