@@ -72,7 +72,7 @@ where
     S: Clone + Send + Sync + 'static,
 {
     let router = api.merge(ops::ops_routes::<S>(ops));
-    middleware::apply(router, limits).with_state(state)
+    middleware::wrap(middleware::apply(router).with_state(state), limits)
 }
 
 /// Bind the main listener and, when `metrics_listen` is set, the metrics one.
@@ -114,7 +114,10 @@ pub async fn run_server(
         }
     });
     let metrics_server = metrics_listener.map(|l| {
-        let router = middleware::apply(ops::metrics_routes::<()>(ops.metrics.clone()), &limits);
+        let router = middleware::wrap(
+            middleware::apply(ops::metrics_routes::<()>(ops.metrics.clone())),
+            &limits,
+        );
         tokio::spawn(serve(
             l,
             router,
