@@ -71,8 +71,36 @@ pub fn build_app<S>(api: Router<S>, state: S, ops: &Ops, limits: &ServerLimits) 
 where
     S: Clone + Send + Sync + 'static,
 {
+    build_app_with(api, state, ops, limits, tower::layer::util::Identity::new())
+}
+
+/// [`build_app`] with `inner` (such as admission) between the outer layers and the router: it
+/// runs once per request like them, not cloned into every route.
+pub fn build_app_with<S, L>(
+    api: Router<S>,
+    state: S,
+    ops: &Ops,
+    limits: &ServerLimits,
+    inner: L,
+) -> Router
+where
+    S: Clone + Send + Sync + 'static,
+    L: tower::Layer<Router>,
+    L::Service: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+{
     let router = api.merge(ops::ops_routes::<S>(ops));
-    middleware::wrap(middleware::apply(router).with_state(state), limits)
+    middleware::wrap(
+        inner.layer(middleware::apply(router).with_state(state)),
+        limits,
+    )
 }
 
 /// Bind the main listener and, when `metrics_listen` is set, the metrics one.

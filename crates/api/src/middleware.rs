@@ -81,7 +81,15 @@ where
 /// Puts every layer above around the whole router, as one service: they run once per request
 /// whatever the route, instead of being cloned into every route's stack (which cost about 75
 /// allocations a request, `benches/tests/allocations.rs`).
-pub fn wrap(router: Router, limits: &ServerLimits) -> Router {
+pub fn wrap<R>(router: R, limits: &ServerLimits) -> Router
+where
+    R: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    R::Future: Send + 'static,
+{
     let service = tower::ServiceBuilder::new()
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
         .layer(Extension(BodyLimit(limits.body_bytes_max)))

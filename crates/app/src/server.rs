@@ -7,7 +7,9 @@ use crate::startup;
 use crate::state::AppState;
 use anyhow::Context;
 use kataar_admission::BreakerState;
-use kataar_api::{bind, build_app, init_metrics, openapi_base, run_server, Config, Ops, Readiness};
+use kataar_api::{
+    bind, build_app_with, init_metrics, openapi_base, run_server, Config, Ops, Readiness,
+};
 use kataar_store::WriterHealth;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -69,13 +71,15 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Assembled> {
         config.metrics_listen.is_none(),
         &doc,
     );
-    let api = crate::v1::router(&state)
-        .merge(crate::compat::router())
+    let api = crate::v1::router(&state).merge(crate::compat::router());
+    // Admission, then the operators' conditional GET, once per request around the router.
+    let inner = tower::ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::admission::admit,
-        ));
-    let app = build_app(api, state.clone(), &ops, &limits);
+        ))
+        .layer(axum::middleware::from_fn(crate::console::conditional_get));
+    let app = build_app_with(api, state.clone(), &ops, &limits, inner);
     crate::metrics::spawn_capacity_gauges(state.clone());
     readiness.set_probe(readiness_probe(&state));
     readiness.set_ready();

@@ -110,5 +110,4 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(documents::routes())
         .merge(releases::routes())
         .merge(crate::console::routes())
-        .layer(axum::middleware::from_fn(crate::console::conditional_get))
 }
