@@ -15,11 +15,11 @@ const ROUNDS: usize = 30;
 const WARM_UP: usize = 20;
 
 /// Allocations a booking may make, its commit included (the design aims at 60).
-const BOOKING_ALLOCATIONS_MAX: u64 = 240;
+const BOOKING_ALLOCATIONS_MAX: u64 = 235;
 /// Allocations a cached availability read may make (the design aims at 15).
-const CACHED_READ_ALLOCATIONS_MAX: u64 = 72;
+const CACHED_READ_ALLOCATIONS_MAX: u64 = 70;
 /// Allocations a refusal by admission may make.
-const REFUSAL_ALLOCATIONS_MAX: u64 = 72;
+const REFUSAL_ALLOCATIONS_MAX: u64 = 76;
 
 /// The least allocations (and their bytes) one request made by `make` took through the
 /// router, answered `want`, over `ROUNDS` requests (building the request is not counted).

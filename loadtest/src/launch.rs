@@ -178,7 +178,7 @@ async fn citizen(
             if held_before && retry.is_none() {
                 tokio::time::sleep(Duration::from_secs(told)).await;
             } else {
-                tokio::time::sleep(wait(told, retry)).await;
+                tokio::time::sleep(wait(told.max(1), retry)).await;
             }
             if !aggressive {
                 tally.polite_poll();
@@ -189,12 +189,14 @@ async fn citizen(
                 http.get(&poll_url).bearer_auth(&*person.token),
             )
             .await;
-            held_before = holding;
+            // Only a held poll's own answer may say "again at once"; anything else waits.
+            held_before = false;
             let Ok((status, ra, v)) = r else { continue };
             retry = ra;
             if status != 200 {
                 continue;
             }
+            held_before = holding;
             told = v["poll_after_s"].as_u64().unwrap_or(1);
             match v["status"].as_str() {
                 Some("admitted") => {

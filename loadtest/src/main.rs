@@ -172,7 +172,7 @@ enum Cmd {
         opens_in_s: u64,
         /// Seconds the clients that follow the queue ask their polls to be held (`wait_s`, at
         /// most 25; 0: plain polls at `poll_after_s`).
-        #[arg(long, default_value_t = 25)]
+        #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(0..=25))]
         hold_s: u32,
         /// Requests in each cost measurement (polls, cached availability reads).
         #[arg(long, default_value_t = 20_000)]

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// The body limit in force, inserted as a request extension by [`crate::middleware::apply`].
+/// The body limit in force, inserted as a request extension by [`crate::middleware::wrap`].
 /// Without it, [`BODY_BYTES_MAX_DEFAULT`] applies.
 #[derive(Clone, Copy, Debug)]
 pub struct BodyLimit(pub usize);

@@ -4,8 +4,9 @@
 //!
 //! - [`server`]: the accept loop over hyper 1 (connection cap with a fast `503`, header-read and
 //!   keep-alive timeouts, `TCP_NODELAY`, graceful shutdown) and [`server::raise_nofile_limit`].
-//! - [`middleware`]: the layers every route runs under (request id, metrics, panic → `500`,
-//!   contract-shaped framework errors, request timeout, body limit, fallback `404`).
+//! - [`middleware`]: the layers every request runs under, one stack around the router
+//!   (request id, metrics, panic → `500`, contract-shaped framework errors, request timeout,
+//!   body limit, fallback `404`).
 //! - [`error`]: [`ApiError`], the catalogue of error codes and their JSON shape.
 //! - [`messages`]: the message catalogue (English and Hindi for every code) and the
 //!   `Accept-Language` choice between them.

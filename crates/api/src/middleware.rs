@@ -10,8 +10,9 @@
 //!    messages follow it).
 //! 2. **metrics**: `kataar_http_requests_total{route,method,status}` and
 //!    `kataar_http_request_duration_seconds{route,method}`; `route` is the matched template or
-//!    `unmatched` (never the raw path); a request dropped because the client went away is counted
-//!    with status `499`.
+//!    `unmatched` (never the raw path; also an answer given before routing, such as a body over
+//!    its bound or too slow); a request dropped because the client went away is counted
+//!    with status `499`. Handles are registered once per label set and found again.
 //! 3. **panic catcher**: a panic becomes `500 internal` in the contract shape (logged at ERROR).
 //! 4. **error normaliser**: an error status whose body is not JSON (axum's own 404, 405, 413,
 //!    422 rejections) is rewritten into the contract shape, keeping its other headers (`Allow`).
@@ -165,14 +166,18 @@ pub fn is_acceptable_request_id(value: &[u8]) -> bool {
         && value.iter().all(|b| (0x21..=0x7e).contains(b))
 }
 
-/// A fresh request id (32 hex digits): a random prefix drawn once per process and a counter,
-/// so an id costs no system call and no two requests of a process share one.
+/// A fresh request id (32 hex digits): a random prefix drawn once per process and a counter
+/// passed through a bijection keyed once per process (times a random odd number, then a
+/// random XOR), so an id costs no system call, no two requests of a process share one, and
+/// ids tell nobody how many requests the server has answered.
 pub fn new_request_id() -> String {
-    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static KEYS: std::sync::OnceLock<(u64, u64, u64)> = std::sync::OnceLock::new();
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(rand::random::<u64>);
+    let (prefix, odd, mask) =
+        *KEYS.get_or_init(|| (rand::random(), rand::random::<u64>() | 1, rand::random()));
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{prefix:016x}{n:016x}")
+    let scrambled = n.wrapping_mul(odd) ^ mask;
+    format!("{prefix:016x}{scrambled:016x}")
 }
 
 async fn request_id(req: Request, next: Next) -> Response {
@@ -215,6 +220,62 @@ fn copy_other_headers(from: &http::HeaderMap, to: &mut http::HeaderMap) {
     }
 }
 
+/// The metric handles of one route and method: its duration histogram and a request counter
+/// per status seen.
+struct RouteHandles {
+    method: &'static str,
+    duration: metrics::Histogram,
+    by_status: Vec<(String, metrics::Counter)>,
+}
+
+/// Handles registered once per (route template, method, status) and found again by a read
+/// lock, so counting a request allocates nothing (`metrics::counter!` with owned labels built
+/// the label strings and the key at every request). Bounded: routes are templates (or
+/// `unmatched`), methods and statuses a small set.
+static REQUEST_HANDLES: std::sync::LazyLock<
+    parking_lot::RwLock<std::collections::HashMap<String, Vec<RouteHandles>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+fn request_handles(
+    route: &str,
+    method: &'static str,
+    status: &str,
+) -> (metrics::Counter, metrics::Histogram) {
+    let found = |all: &std::collections::HashMap<String, Vec<RouteHandles>>| {
+        let h = all.get(route)?.iter().find(|h| h.method == method)?;
+        let (_, c) = h.by_status.iter().find(|(s, _)| s == status)?;
+        Some((c.clone(), h.duration.clone()))
+    };
+    if let Some(handles) = found(&REQUEST_HANDLES.read()) {
+        return handles;
+    }
+    let mut all = REQUEST_HANDLES.write();
+    let of_route = all.entry(route.to_owned()).or_default();
+    let at = match of_route.iter().position(|h| h.method == method) {
+        Some(i) => i,
+        None => {
+            of_route.push(RouteHandles {
+                method,
+                duration: metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS,
+                    "route" => route.to_owned(), "method" => method),
+                by_status: Vec::new(),
+            });
+            of_route.len() - 1
+        }
+    };
+    let h = &mut of_route[at];
+    let counter = match h.by_status.iter().find(|(s, _)| s == status) {
+        Some((_, c)) => c.clone(),
+        None => {
+            let c = metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => route.to_owned(),
+                "method" => method, "status" => status.to_owned());
+            h.by_status.push((status.to_owned(), c.clone()));
+            c
+        }
+    };
+    (counter, h.duration.clone())
+}
+
 /// Ends a request's metrics: on completion with its status, on drop (client gone) with `499`.
 struct RequestMetrics {
     route: RouteSlot,
@@ -227,17 +288,10 @@ impl RequestMetrics {
     fn finish(&mut self, status: &str) {
         self.done = true;
         let elapsed_s = self.started.elapsed().as_secs_f64();
-        let route = self
-            .route
-            .0
-            .get()
-            .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-        metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => route.clone(),
-            "method" => self.method, "status" => status.to_owned())
-        .increment(1);
-        metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, "route" => route,
-            "method" => self.method)
-        .record(elapsed_s);
+        let route = self.route.0.get().map_or("unmatched", |m| m.as_str());
+        let (requests, duration) = request_handles(route, self.method, status);
+        requests.increment(1);
+        duration.record(elapsed_s);
     }
 }
 
@@ -369,5 +423,21 @@ mod tests {
         assert!(!is_acceptable_request_id(&[b'a'; 65]));
         assert!(is_acceptable_request_id(&[b'a'; 64]));
         assert!(!is_acceptable_request_id("é".as_bytes()));
+    }
+
+    #[test]
+    fn request_ids_are_distinct_hex_and_do_not_count_up() {
+        let ids: Vec<String> = (0..10_000).map(|_| new_request_id()).collect();
+        assert!(ids
+            .iter()
+            .all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        // The counter half of consecutive ids is scrambled, not a run of zeros and a count.
+        let zeros = ids
+            .iter()
+            .filter(|id| id[16..].starts_with("00000000"))
+            .count();
+        assert!(zeros < 10, "{zeros} ids with a zero-led counter half");
     }
 }

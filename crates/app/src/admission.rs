@@ -27,9 +27,6 @@ use std::sync::Arc;
 
 /// The middleware (`axum::middleware::from_fn_with_state(state, admission::admit)`).
 pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if !is_admitted_path(req.uri().path()) {
-        return next.run(req).await;
-    }
     let Some(lane) = classify(req.method(), req.uri().path()) else {
         return next.run(req).await;
     };
@@ -77,14 +74,6 @@ pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) 
             }
         }
     }
-}
-
-/// The paths behind admission: the v1 and v2 APIs and the console (the ops routes and
-/// `/openapi.json` are not).
-fn is_admitted_path(path: &str) -> bool {
-    ["/v1/", "/api/v2/", "/console"]
-        .iter()
-        .any(|p| path.starts_with(p))
 }
 
 /// The admission place of a queue poll that asks to be held open (`GET /v1/queue/{id}?wait_s=`):

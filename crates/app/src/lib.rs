@@ -5,7 +5,7 @@
 //! - [`state`]: [`AppState`], everything a handler needs (engine, writer, identity, clock).
 //! - [`durable`]: runs a prepared engine operation to its commit, shielded from client
 //!   disconnects, and the idempotency protocol around citizen writes.
-//! - [`admission`]: the admission middleware, once around the router for every v1, v2 and console path (lanes, per-client and
+//! - [`admission`]: the admission middleware on every v1, v2 and console route (lanes, per-client and
 //!   per-account limits, the store breaker): refuse early with `429`/`503` and `Retry-After`.
 //! - [`auth`]: the citizen (JWT) and operator (`kop_` key) extractors.
 //! - [`errors`]: the one mapping from engine refusals to the API catalogue.

@@ -71,14 +71,15 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Assembled> {
         config.metrics_listen.is_none(),
         &doc,
     );
-    let api = crate::v1::router(&state).merge(crate::compat::router());
-    // Admission, then the operators' conditional GET, once per request around the router.
-    let inner = tower::ServiceBuilder::new()
+    // Admission stays in each route, where the route's template is known, so that its
+    // refusals are counted by route; the operators' conditional GET runs once around the router.
+    let api = crate::v1::router(&state)
+        .merge(crate::compat::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::admission::admit,
-        ))
-        .layer(axum::middleware::from_fn(crate::console::conditional_get));
+        ));
+    let inner = axum::middleware::from_fn(crate::console::conditional_get);
     let app = build_app_with(api, state.clone(), &ops, &limits, inner);
     crate::metrics::spawn_capacity_gauges(state.clone());
     readiness.set_probe(readiness_probe(&state));

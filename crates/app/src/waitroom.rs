@@ -149,8 +149,8 @@ impl Drop for HeldPoll {
             held.forget(self.place, rank);
         }
         drop(held);
-        let left = self.count.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
-        metrics::gauge!("kataar_queue_held_polls").set(left as f64);
+        self.count.fetch_sub(1, Ordering::SeqCst);
+        metrics::gauge!("kataar_queue_held_polls").decrement(1.0);
     }
 }
 
@@ -339,6 +339,11 @@ impl Waitroom {
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut held = room.held.lock();
+        // Checked again under the lock: `close` sets the flag before it wakes everyone under it,
+        // so a poll registered after that wake-up would never be woken.
+        if room.closed.load(Ordering::SeqCst) {
+            return None;
+        }
         // A poll replacing its place's held one takes the place of it (whose holder is answered
         // now and gives its count back); any other needs room under the bound.
         let max = self.limits.held_polls_max as usize;
@@ -347,6 +352,7 @@ impl Waitroom {
             self.held_polls.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
+        metrics::gauge!("kataar_queue_held_polls").increment(1.0);
         // Read with the held polls locked, so an opening ranks this one or ranked it already.
         let rank = room.queue.lock().rank_of(place);
         held.forget(place, rank);
