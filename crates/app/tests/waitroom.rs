@@ -115,6 +115,34 @@ async fn wait_for_status(srv: &TestServer, release: u64, want: &str) -> Value {
     }
 }
 
+/// Announces a release of `session` opening in `opens_in_s` seconds: its id.
+async fn announce(srv: &TestServer, session: u64, opens_in_s: i64, extra: Value) -> u64 {
+    let opens_at = chrono::Utc::now() + chrono::Duration::seconds(opens_in_s);
+    let mut body = json!({"session_ids": [session],
+        "opens_at": opens_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let (s, v) = srv
+        .post("/v1/admin/releases", Some(&srv.admin_key), body)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v["release_id"].as_u64().unwrap()
+}
+
+/// Every one of `people` takes a ticket in `release`: the ticket ids, in order.
+async fn take_tickets(srv: &TestServer, people: &[(String, u64)], release: u64) -> Vec<String> {
+    let mut tickets = Vec::new();
+    for (token, _) in people {
+        let (s, v) = srv
+            .post("/v1/queue", Some(token), json!({"release_id": release}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        tickets.push(v["ticket_id"].as_str().unwrap().to_string());
+    }
+    tickets
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_launch_through_the_waiting_room_on_postgres() {
     let srv = TestServer::postgres_with(|c| {
@@ -515,25 +543,14 @@ async fn a_restart_after_a_booking_keeps_admitting_and_a_closed_release_makes_ro
     let srv = TestServer::postgres_with(tweak).await;
     let places = session(&srv, 2).await;
     let people = citizens(&srv, 3).await;
-    let opens_at = chrono::Utc::now() + chrono::Duration::seconds(2);
-    let (s, v) = srv
-        .post(
-            "/v1/admin/releases",
-            Some(&srv.admin_key),
-            json!({"session_ids": [places.0],
-                "opens_at": opens_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "admit_per_s": 1, "pass_ttl_s": 600}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let release = v["release_id"].as_u64().unwrap();
-    let mut tickets = Vec::new();
-    for (token, _) in &people {
-        let (_, v) = srv
-            .post("/v1/queue", Some(token), json!({"release_id": release}))
-            .await;
-        tickets.push(v["ticket_id"].as_str().unwrap().to_string());
-    }
+    let release = announce(
+        &srv,
+        places.0,
+        2,
+        json!({"admit_per_s": 1, "pass_ttl_s": 600}),
+    )
+    .await;
+    let tickets = take_tickets(&srv, &people, release).await;
     wait_for_status(&srv, release, "open").await;
     let (_, d) = srv.get(&format!("/v1/releases/{release}/draw"), None).await;
     let order: Vec<String> = d["order"]
@@ -625,26 +642,14 @@ async fn held_polls_answer_when_the_place_is_reached_or_sold_out() {
     .await;
     let places = session(&srv, 1).await;
     let people = citizens(&srv, 3).await;
-    let opens_at = chrono::Utc::now() + chrono::Duration::seconds(4);
-    let (s, v) = srv
-        .post(
-            "/v1/admin/releases",
-            Some(&srv.admin_key),
-            json!({"session_ids": [places.0],
-                "opens_at": opens_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "admit_per_s": 5, "pass_ttl_s": 60}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let release = v["release_id"].as_u64().unwrap();
-    let mut tickets = Vec::new();
-    for (token, _) in &people {
-        let (s, v) = srv
-            .post("/v1/queue", Some(token), json!({"release_id": release}))
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        tickets.push(v["ticket_id"].as_str().unwrap().to_string());
-    }
+    let release = announce(
+        &srv,
+        places.0,
+        4,
+        json!({"admit_per_s": 5, "pass_ttl_s": 60}),
+    )
+    .await;
+    let tickets = take_tickets(&srv, &people, release).await;
     // The bound of `wait_s`, and an unknown parameter.
     for query in ["wait_s=26", "wait_s=-1", "wait_s=x", "wait=3"] {
         let (s, v) = srv
@@ -747,26 +752,9 @@ async fn a_stopping_server_answers_its_held_polls_at_once() {
     let srv = TestServer::postgres().await;
     let places = session(&srv, 1).await;
     let people = citizens(&srv, 1).await;
-    let opens_at = chrono::Utc::now() + chrono::Duration::seconds(120);
-    let (s, v) = srv
-        .post(
-            "/v1/admin/releases",
-            Some(&srv.admin_key),
-            json!({"session_ids": [places.0],
-                "opens_at": opens_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let release = v["release_id"].as_u64().unwrap();
-    let (s, v) = srv
-        .post(
-            "/v1/queue",
-            Some(&people[0].0),
-            json!({"release_id": release}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let poll = held_poll(&srv, &people[0].0, v["ticket_id"].as_str().unwrap(), 25);
+    let release = announce(&srv, places.0, 120, json!({})).await;
+    let tickets = take_tickets(&srv, &people, release).await;
+    let poll = held_poll(&srv, &people[0].0, &tickets[0], 25);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!poll.is_finished(), "held until something happens");
     let stopping = Instant::now();
