@@ -429,7 +429,18 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(mut self, stream: TcpStream, peer: SocketAddr, held: Held) {
+    /// Drives one connection. The futures it waits on are made once and reused across wakes:
+    /// one timer, reset only when the connection's deadline moves, and the drain, force and
+    /// deadline-moved waits registered once (the last one again after each time it fires).
+    async fn run(self, stream: TcpStream, peer: SocketAddr, held: Held) {
+        let Connection {
+            app,
+            builder,
+            limits,
+            drain,
+            force,
+            mut pressure,
+        } = self;
         let _held = held;
         metrics::gauge!(HTTP_CONNECTIONS_OPEN).increment(1.0);
         let _open = OpenGauge;
@@ -439,7 +450,6 @@ impl Connection {
             inner: stream,
             state: state.clone(),
         });
-        let app = self.app;
         let service_state = state.clone();
         let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
@@ -451,19 +461,28 @@ impl Connection {
                 response
             }
         });
-        let conn = self.builder.serve_connection(io, service);
+        let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
+        let drained = drain.cancelled();
+        tokio::pin!(drained);
+        let forced = force.cancelled();
+        tokio::pin!(forced);
+        let moved = state.changed.notified();
+        tokio::pin!(moved);
+        let timer = tokio::time::sleep_until(state.accepted_at + limits.header_read_timeout);
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         let mut draining = false;
         let mut pressure_open = true;
         loop {
-            let near_cap = *self.pressure.borrow_and_update() && !draining;
-            let deadline = state.deadline(&self.limits, near_cap);
-            let timer = async move {
-                match deadline {
-                    Some((at, _)) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
+            let near_cap = *pressure.borrow_and_update() && !draining;
+            let due = state.deadline(&limits, near_cap).map(|(at, _)| at);
+            if due != armed {
+                if let Some(at) = due {
+                    timer.as_mut().reset(at);
                 }
-            };
+                armed = due;
+            }
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(err) = result {
@@ -471,22 +490,24 @@ impl Connection {
                     }
                     break;
                 }
-                () = self.drain.cancelled(), if !draining => {
+                () = drained.as_mut(), if !draining => {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                () = self.force.cancelled() => {
+                () = forced.as_mut() => {
                     metrics::counter!(HTTP_CONNECTIONS_CLOSED_TOTAL, "reason" => "shutdown_forced")
                         .increment(1);
                     break;
                 }
-                () = state.changed.notified() => {}
-                changed = self.pressure.changed(), if pressure_open => {
+                () = moved.as_mut() => moved.set(state.changed.notified()),
+                changed = pressure.changed(), if pressure_open => {
                     pressure_open = changed.is_ok();
                 }
-                () = timer => {
-                    let near_cap = *self.pressure.borrow() && !draining;
-                    if let Some((at, reason)) = state.deadline(&self.limits, near_cap) {
+                () = timer.as_mut(), if armed.is_some() => {
+                    // Fired: nothing is armed until the deadline is computed again.
+                    armed = None;
+                    let near_cap = *pressure.borrow() && !draining;
+                    if let Some((at, reason)) = state.deadline(&limits, near_cap) {
                         if Instant::now() >= at && reason == "evicted" {
                             // Finish writing any answer, then close (hyper closes an idle
                             // connection at once on a graceful shutdown).
