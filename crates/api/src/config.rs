@@ -91,7 +91,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Require the captcha on the compatibility `schedule` call (false).
     pub compat_captcha_required: bool,
-    /// Most events the store writer commits in one batch (512).
+    /// Most writes the store writer commits in one batch, one per request that made them: a
+    /// booking counts one, as does a cancellation or a check-in (512).
+    pub batch_bookings_max: u32,
+    /// Most events the store writer commits in one batch (4096; a booking is two).
     pub batch_events_max: u32,
     /// Most events queued to the store writer (65536; beyond, `503 store_unavailable`).
     pub writer_queue_events_max: u32,
@@ -194,6 +197,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "trusted_proxy_header",
     "log_format",
     "compat_captcha_required",
+    "batch_bookings_max",
     "batch_events_max",
     "writer_queue_events_max",
     "commit_timeout_ms",
@@ -305,7 +309,8 @@ impl Config {
             trusted_proxy_header: None,
             log_format: LogFormat::Json,
             compat_captcha_required: false,
-            batch_events_max: 512,
+            batch_bookings_max: 512,
+            batch_events_max: 4_096,
             writer_queue_events_max: 65_536,
             commit_timeout_ms: 5_000,
             pg_pool_size_max: 8,
@@ -384,6 +389,7 @@ impl Config {
             ("body_bytes_max", self.body_bytes_max),
             ("connections_max", self.connections_max),
             ("token_ttl_s", self.token_ttl_s),
+            ("batch_bookings_max", self.batch_bookings_max),
             ("batch_events_max", self.batch_events_max),
             ("writer_queue_events_max", self.writer_queue_events_max),
             ("commit_timeout_ms", self.commit_timeout_ms),
@@ -725,6 +731,22 @@ mod tests {
         let text = c.to_toml_redacted();
         assert!(text.contains("booking_rate_per_s = 50.0"), "{text}");
         assert!(text.contains("client_burst = 100"), "{text}");
+    }
+
+    #[test]
+    fn writer_batch_bounds_are_checked_at_their_bounds() {
+        let mut c = Config::defaults();
+        c.batch_bookings_max = 0;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("batch_bookings_max"), "{err}");
+        c.batch_bookings_max = 1;
+        c.validate().unwrap();
+        let mut c = Config::defaults();
+        c.batch_events_max = c.writer_queue_events_max;
+        c.validate().unwrap();
+        c.batch_events_max += 1;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("batch_events_max"), "{err}");
     }
 
     #[test]

@@ -31,6 +31,16 @@ pub const HTTP_DURATION_BUCKETS_S: [f64; 16] = [
     30.0,
 ];
 
+/// Buckets for the store's batch-size histograms (`kataar_store_batch_events` and
+/// `kataar_store_batch_bookings`, every histogram named with [`BATCH_SIZE_PREFIX`]): powers of
+/// two from 1 to 4096 (the `batch_events_max` default).
+pub const BATCH_SIZE_BUCKETS: [f64; 13] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
+
+/// The name prefix of the store's batch-size histograms.
+pub const BATCH_SIZE_PREFIX: &str = "kataar_store_batch_";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Install the Prometheus recorder (once per process; later calls return the same handle).
@@ -41,10 +51,15 @@ pub fn init_metrics() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let builder = || {
-                PrometheusBuilder::new().set_buckets_for_metric(
-                    Matcher::Full(HTTP_REQUEST_DURATION_SECONDS.to_owned()),
-                    &HTTP_DURATION_BUCKETS_S,
-                )
+                PrometheusBuilder::new()
+                    .set_buckets_for_metric(
+                        Matcher::Full(HTTP_REQUEST_DURATION_SECONDS.to_owned()),
+                        &HTTP_DURATION_BUCKETS_S,
+                    )?
+                    .set_buckets_for_metric(
+                        Matcher::Prefix(BATCH_SIZE_PREFIX.to_owned()),
+                        &BATCH_SIZE_BUCKETS,
+                    )
             };
             let installed = builder().and_then(PrometheusBuilder::install_recorder);
             match installed {

@@ -195,7 +195,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         "inventory rebuilt from the store"
     );
     let writer_cfg = WriterConfig {
-        batch_events_max: usize::try_from(config.batch_events_max).unwrap_or(512),
+        batch_bookings_max: usize::try_from(config.batch_bookings_max)
+            .unwrap_or(kataar_domain::limits::BATCH_BOOKINGS_MAX),
+        batch_events_max: usize::try_from(config.batch_events_max)
+            .unwrap_or(kataar_domain::limits::BATCH_EVENTS_MAX),
         queue_events_max: usize::try_from(config.writer_queue_events_max).unwrap_or(65_536),
         commit_timeout: Duration::from_millis(u64::from(config.commit_timeout_ms)),
     };

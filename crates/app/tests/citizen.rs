@@ -364,6 +364,11 @@ async fn journey_idempotency_authorisation_and_restart_on_postgres() {
         m.contains("kataar_bookings_total{outcome=\"replayed\"}"),
         "{m}"
     );
+    // The store's batch sizes are histograms with buckets, in bookings and in events.
+    for name in ["kataar_store_batch_bookings", "kataar_store_batch_events"] {
+        assert!(m.contains(&format!("{name}_bucket{{le=\"1\"}}")), "{m}");
+        assert!(m.contains(&format!("{name}_bucket{{le=\"4096\"}}")), "{m}");
+    }
     // Same key, another body: 422.
     let (s, _, v) = book(&srv, &token, "journey-1", ben_id, session, slot2, 1).await;
     assert_eq!(

@@ -1,10 +1,11 @@
 //! The store's metrics. Names are constants so that the exporter, the docs and the tests
-//! agree; [`BATCH_EVENTS_BUCKETS`] must be configured on the exporter for
-//! [`BATCH_EVENTS`] (e.g. `PrometheusBuilder::set_buckets_for_metric`).
+//! agree. The exporter (`kataar_api::init_metrics`) gives the batch-size histograms
+//! ([`BATCH_EVENTS`], [`BATCH_BOOKINGS`]) buckets of powers of two up to 4096.
 //!
 //! | metric | kind | meaning |
 //! |---|---|---|
 //! | `kataar_store_batch_events` | histogram | events per committed batch |
+//! | `kataar_store_batch_bookings` | histogram | writes (a booking counts one) per committed batch |
 //! | `kataar_store_commit_seconds` | histogram | time from commit start to outcome |
 //! | `kataar_store_events_committed_total` | counter | events committed |
 //! | `kataar_store_batches_committed_total` | counter | batches committed |
@@ -14,6 +15,8 @@
 
 /// Events per committed batch (histogram).
 pub const BATCH_EVENTS: &str = "kataar_store_batch_events";
+/// Writes per committed batch, one per request that made them (histogram).
+pub const BATCH_BOOKINGS: &str = "kataar_store_batch_bookings";
 /// Commit duration in seconds (histogram).
 pub const COMMIT_SECONDS: &str = "kataar_store_commit_seconds";
 /// Events committed (counter).
@@ -29,14 +32,13 @@ pub const IN_DOUBT_TOTAL: &str = "kataar_store_in_doubt_total";
 /// Batches refused by a constraint and split in two to find the offending job.
 pub const BATCH_SPLITS_TOTAL: &str = "kataar_store_batch_splits_total";
 
-/// Buckets of [`BATCH_EVENTS`]: powers of two from 1 to 1024.
-pub const BATCH_EVENTS_BUCKETS: [f64; 11] = [
-    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
-];
-
 /// Registers descriptions of every store metric with the installed recorder.
 pub fn describe() {
     metrics::describe_histogram!(BATCH_EVENTS, "Events per committed store batch");
+    metrics::describe_histogram!(
+        BATCH_BOOKINGS,
+        "Writes per committed store batch (a booking, a cancellation, a check-in: one each)"
+    );
     metrics::describe_histogram!(
         COMMIT_SECONDS,
         metrics::Unit::Seconds,

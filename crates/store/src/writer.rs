@@ -2,7 +2,8 @@
 //!
 //! Callers [`WriterHandle::submit`] their events (never blocking: a queue bounded in events
 //! refuses at once when full) and await the [`CommitTicket`]. One task, the writer, waits
-//! for the first job, takes whatever else is queued up to `batch_events_max` events (natural
+//! for the first job, takes whatever else is queued up to `batch_bookings_max` jobs (a job is
+//! one request's write: a booking, a cancellation…) and `batch_events_max` events (natural
 //! batching: no timer, so a lone write commits at once and batches grow by themselves under
 //! load), commits them as one batch, and wakes every caller of the batch.
 //!
@@ -27,7 +28,9 @@
 use crate::error::StoreError;
 use crate::metrics as m;
 use crate::store::Store;
-use kataar_domain::limits::{BATCH_EVENTS_MAX, COMMIT_TIMEOUT_MS, WRITER_QUEUE_EVENTS_MAX};
+use kataar_domain::limits::{
+    BATCH_BOOKINGS_MAX, BATCH_EVENTS_MAX, COMMIT_TIMEOUT_MS, WRITER_QUEUE_EVENTS_MAX,
+};
 use kataar_domain::{BatchId, Event};
 use std::future::Future;
 use std::pin::Pin;
@@ -47,6 +50,9 @@ pub const READBACK_BACKOFF_MAX_MS: u64 = 1_000;
 /// The writer's bounds.
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
+    /// Most jobs (one request's write each: a booking, a cancellation…) in one batch (default
+    /// [`BATCH_BOOKINGS_MAX`]).
+    pub batch_bookings_max: usize,
     /// Most events in one batch (default [`BATCH_EVENTS_MAX`]). A single submission larger
     /// than this is committed alone.
     pub batch_events_max: usize,
@@ -61,6 +67,7 @@ pub struct WriterConfig {
 impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
+            batch_bookings_max: BATCH_BOOKINGS_MAX,
             batch_events_max: BATCH_EVENTS_MAX,
             queue_events_max: WRITER_QUEUE_EVENTS_MAX,
             commit_timeout: Duration::from_millis(COMMIT_TIMEOUT_MS),
@@ -307,6 +314,10 @@ impl Writer {
             cfg.batch_events_max >= 1,
             "batch_events_max must be at least 1"
         );
+        assert!(
+            cfg.batch_bookings_max >= 1,
+            "batch_bookings_max must be at least 1"
+        );
         assert!(first_batch_id.0 >= 1, "batch ids start at 1");
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -367,7 +378,7 @@ impl Writer {
             };
             let mut events_n = first.events.len();
             let mut jobs = vec![first];
-            while events_n < self.cfg.batch_events_max {
+            while events_n < self.cfg.batch_events_max && jobs.len() < self.cfg.batch_bookings_max {
                 match self.rx.try_recv() {
                     Ok(Msg::Job(job)) => {
                         if events_n + job.events.len() > self.cfg.batch_events_max {
@@ -408,7 +419,7 @@ impl Writer {
             for job in &mut jobs {
                 events.append(&mut job.events);
             }
-            let (reply, returned) = self.commit_batch(events, events_n).await;
+            let (reply, returned) = self.commit_batch(events, events_n, jobs.len()).await;
             if let (Err(CommitError::Failed), Some(mut events), true) =
                 (reply, returned, jobs.len() > 1)
             {
@@ -435,6 +446,7 @@ impl Writer {
         &mut self,
         events: Vec<Event>,
         events_n: usize,
+        jobs_n: usize,
     ) -> (Result<BatchId, CommitError>, Option<Vec<Event>>) {
         let batch_id = BatchId(self.next_batch_id);
         self.next_batch_id += 1;
@@ -466,6 +478,7 @@ impl Writer {
                     "durability positions out of order"
                 );
                 metrics::histogram!(m::BATCH_EVENTS).record(to_f64(events_n));
+                metrics::histogram!(m::BATCH_BOOKINGS).record(to_f64(jobs_n));
                 metrics::counter!(m::EVENTS_COMMITTED_TOTAL).increment(events_n as u64);
                 metrics::counter!(m::BATCHES_COMMITTED_TOTAL).increment(1);
                 Ok(batch_id)

@@ -611,6 +611,43 @@ async fn writer_refuses_only_the_offending_job_of_a_batch(store: Arc<dyn Store>)
     assert!(told.contains(&BatchOutcome::Refused), "{told:?}");
 }
 
+/// A batch takes at most `batch_bookings_max` jobs, however few events they carry; a batch
+/// at the bound is full, one job more starts the next.
+async fn writer_caps_a_batch_in_bookings(store: Arc<dyn Store>) {
+    let epoch = store.acquire_epoch().await.unwrap();
+    setup(&store, epoch, 1).await;
+    let gated = Faulty::new(store.clone(), Mode::Gated);
+    let cfg = WriterConfig {
+        batch_bookings_max: 4,
+        ..WriterConfig::default()
+    };
+    let (h, j) = Writer::spawn(gated.clone(), cfg, epoch, BatchId(2));
+    let plug = h
+        .submit(vec![Event::BookingCreated(booking(7000, 600, 1000, 3001))])
+        .unwrap();
+    gated.entered.notified().await;
+    // Nine bookings of two events each (booking and idempotency record) queue behind it.
+    let tickets: Vec<_> = (1..=9u64)
+        .map(|n| {
+            h.submit(vec![
+                Event::BookingCreated(booking(7000 + n, 600 + n, 1000, 3001)),
+                Event::IdempotencyRecorded(idem(1, &format!("k{n}"), Utc::now())),
+            ])
+            .unwrap()
+        })
+        .collect();
+    gated.gate.add_permits(64);
+    assert_eq!(plug.await, Ok(BatchId(2)));
+    let mut batches = Vec::new();
+    for t in tickets {
+        batches.push(t.await.unwrap().0);
+    }
+    assert_eq!(batches, vec![3, 3, 3, 3, 4, 4, 4, 4, 5]);
+    h.shutdown();
+    j.await.unwrap();
+    assert_eq!(store.load().await.unwrap().bookings.len(), 10);
+}
+
 /// A batch the store fails is one store fault however many jobs it carries.
 async fn writer_reports_a_failed_batch_once(store: Arc<dyn Store>) {
     let epoch = store.acquire_epoch().await.unwrap();
@@ -797,6 +834,7 @@ conformance!(
     duplicate_idempotency_key_fails,
     fencing_old_epoch_writes_nothing,
     writer_batches_a_burst,
+    writer_caps_a_batch_in_bookings,
     writer_failed_and_in_doubt_commits,
     writer_reports_a_failed_batch_once,
     writer_refuses_only_the_offending_job_of_a_batch,
