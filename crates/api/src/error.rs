@@ -374,6 +374,121 @@ impl ApiError {
     }
 }
 
+/// A load refusal (`429 too_many_requests`, `503 overloaded`, `503 store_unavailable`) with
+/// the catalogue's sentence: the one answer a server under load gives most, so it is written
+/// from bytes rendered once per code and language, with only the request id and
+/// `retry_after_s` put in. The same bytes and headers as the [`ApiError`] of that code with
+/// [`ApiError::with_retry_after`] (a test holds them equal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadRefusal {
+    /// `429 too_many_requests`.
+    TooManyRequests,
+    /// `503 overloaded`.
+    Overloaded,
+    /// `503 store_unavailable`.
+    StoreUnavailable,
+}
+
+impl LoadRefusal {
+    /// Every refusal.
+    pub const ALL: [LoadRefusal; 3] = [
+        LoadRefusal::TooManyRequests,
+        LoadRefusal::Overloaded,
+        LoadRefusal::StoreUnavailable,
+    ];
+
+    /// The catalogue code.
+    pub fn code(self) -> &'static str {
+        match self {
+            LoadRefusal::TooManyRequests => "too_many_requests",
+            LoadRefusal::Overloaded => "overloaded",
+            LoadRefusal::StoreUnavailable => "store_unavailable",
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(self) -> StatusCode {
+        match self {
+            LoadRefusal::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            LoadRefusal::Overloaded | LoadRefusal::StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    /// The same answer as an [`ApiError`].
+    pub fn error(self, retry_after_s: u32) -> ApiError {
+        ApiError::of(self.status(), self.code()).with_retry_after(retry_after_s)
+    }
+
+    /// The body up to the request id's opening quote, for one language.
+    fn head(self, language: Language) -> &'static [u8] {
+        static HEADS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+        let heads = HEADS.get_or_init(|| {
+            let mut heads = Vec::new();
+            for kind in LoadRefusal::ALL {
+                for language in [Language::En, Language::Hi] {
+                    let error = kind.error(RETRY_AFTER_DEFAULT_S);
+                    let mut head = br#"{"error":{"code":"#.to_vec();
+                    push_json_str(&mut head, kind.code());
+                    head.extend_from_slice(br#","message":"#);
+                    push_json_str(&mut head, error.message_in(language));
+                    head.extend_from_slice(br#","request_id":"#);
+                    heads.push(head);
+                }
+            }
+            heads
+        });
+        let index = self as usize * 2 + usize::from(language == Language::Hi);
+        heads.get(index).map_or(&[][..], Vec::as_slice)
+    }
+
+    /// The answer for the current request (its id and language), with `Retry-After`.
+    pub fn to_response(self, retry_after_s: u32) -> Response {
+        match RequestId::current() {
+            Some(id) => self.to_response_for(id.as_str(), current_language(), retry_after_s),
+            // Outside the request-id scope the middleware renders it on the way out.
+            None => self.error(retry_after_s).into_response(),
+        }
+    }
+
+    /// The answer for a given request id and language.
+    pub fn to_response_for(
+        self,
+        request_id: &str,
+        language: Language,
+        retry_after_s: u32,
+    ) -> Response {
+        let head = self.head(language);
+        let mut body = Vec::with_capacity(head.len() + request_id.len() + 48);
+        body.extend_from_slice(head);
+        push_json_str(&mut body, request_id);
+        body.extend_from_slice(br#","details":{"retry_after_s":"#);
+        // Writing a number into a `Vec` cannot fail.
+        let _ = std::io::Write::write_fmt(&mut body, format_args!("{retry_after_s}"));
+        body.extend_from_slice(b"}}}");
+        let mut response = (self.status(), body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            header::CONTENT_LANGUAGE,
+            HeaderValue::from_static(language.tag()),
+        );
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        response
+    }
+}
+
+/// Appends `s` as a JSON string literal (quotes and escapes as `serde_json` writes them).
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    if serde_json::to_writer(&mut *out, s).is_err() {
+        out.extend_from_slice(b"\"\"");
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -409,6 +524,35 @@ impl IntoResponse for ApiError {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_refusals_from_preformatted_bytes_equal_the_rendered_error() {
+        use http_body_util::BodyExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for kind in LoadRefusal::ALL {
+            for language in [Language::En, Language::Hi] {
+                for retry in [1, 7, 3600, u32::MAX] {
+                    for id in ["0123abcd", "client \"id\" \\ ü", ""] {
+                        let fast = kind.to_response_for(id, language, retry);
+                        let error = kind.error(retry);
+                        let slow_body = serde_json::to_vec(&error.body_in(id, language)).unwrap();
+                        assert_eq!(fast.status(), error.status);
+                        assert_eq!(fast.headers()[header::RETRY_AFTER], retry.to_string());
+                        assert_eq!(fast.headers()[header::CONTENT_LANGUAGE], language.tag());
+                        assert_eq!(fast.headers()[header::CONTENT_TYPE], "application/json");
+                        let bytes = rt.block_on(fast.into_body().collect()).unwrap().to_bytes();
+                        assert_eq!(
+                            std::str::from_utf8(&bytes).unwrap(),
+                            std::str::from_utf8(&slow_body).unwrap(),
+                            "{kind:?} {language:?} {retry} {id:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn load_refusals_carry_retry_after_in_details() {

@@ -52,7 +52,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ConfigError, ConfigOverrides, LogFormat};
-pub use error::{current_language, ApiError, ErrorBody, RequestId};
+pub use error::{current_language, ApiError, ErrorBody, LoadRefusal, RequestId};
 pub use extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 pub use messages::Language;
 pub use metrics::init_metrics;

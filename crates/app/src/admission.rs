@@ -18,9 +18,9 @@
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use kataar_admission::{classify, client_addr, client_deadline, Permit, Refusal, RefusalKind};
-use kataar_api::ApiError;
+use axum::response::Response;
+use kataar_admission::{classify, client_addr, client_deadline, Permit, RefusalKind};
+use kataar_api::LoadRefusal;
 use parking_lot::Mutex;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -70,7 +70,7 @@ pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) 
             if crate::compat::is_v2(req.uri().path()) {
                 crate::compat::refusal(refusal.retry_after_s)
             } else {
-                refusal_error(refusal).into_response()
+                load_refusal(refusal.kind).to_response(refusal.retry_after_s.max(1))
             }
         }
     }
@@ -95,13 +95,13 @@ fn is_held_poll(req: &Request) -> bool {
         && req.uri().query().is_some_and(|q| q.contains("wait_s"))
 }
 
-/// The contract-shaped answer to a refusal (always with `Retry-After`).
-pub fn refusal_error(refusal: Refusal) -> ApiError {
-    let retry_after_s = refusal.retry_after_s.max(1);
-    match refusal.kind {
-        RefusalKind::TooManyRequests => ApiError::too_many_requests(retry_after_s),
-        RefusalKind::Overloaded => ApiError::overloaded(retry_after_s),
-        RefusalKind::StoreUnavailable => ApiError::store_unavailable(retry_after_s),
+/// The contract-shaped answer to a refusal (answered from preformatted bytes, always with
+/// `Retry-After`).
+pub fn load_refusal(kind: RefusalKind) -> LoadRefusal {
+    match kind {
+        RefusalKind::TooManyRequests => LoadRefusal::TooManyRequests,
+        RefusalKind::Overloaded => LoadRefusal::Overloaded,
+        RefusalKind::StoreUnavailable => LoadRefusal::StoreUnavailable,
     }
 }
 
@@ -112,10 +112,7 @@ mod tests {
     #[test]
     fn refusals_map_onto_the_catalogue_with_retry_after() {
         for kind in RefusalKind::ALL {
-            let e = refusal_error(Refusal {
-                kind,
-                retry_after_s: 3,
-            });
+            let e = load_refusal(kind).error(3);
             assert_eq!(e.status.as_u16(), kind.status());
             assert_eq!(e.code, kind.code());
             assert_eq!(e.retry_after_s, Some(3));
