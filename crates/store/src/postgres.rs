@@ -64,13 +64,13 @@ impl Default for PgOptions {
     }
 }
 
-/// Drives the commit connection until it ends.
-async fn watch_commit_connection<F>(connection: F)
+/// Drives a connection of its own (`what` it is for) until it ends.
+async fn drive_connection<F>(connection: F, what: &'static str)
 where
     F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
 {
     if connection.await.is_err() {
-        tracing::debug!("store commit connection ended");
+        tracing::debug!(connection = what, "store connection ended");
     }
 }
 
@@ -149,15 +149,17 @@ impl PgStore {
         self.tls.encrypted()
     }
 
-    async fn open_commit_conn(&self) -> Result<CommitConn, StoreError> {
-        let client = match &self.tls {
+    /// A connection of its own, outside the read pool (TLS as configured), driven by a task
+    /// until it ends.
+    async fn open_client(&self, what: &'static str) -> Result<Client, StoreError> {
+        Ok(match &self.tls {
             Tls::Plain => {
                 let (client, connection) = self
                     .pg_config
                     .connect(NoTls)
                     .await
                     .map_err(|e| from_pg(&e))?;
-                tokio::spawn(watch_commit_connection(connection));
+                tokio::spawn(drive_connection(connection, what));
                 client
             }
             Tls::Rustls(connector) => {
@@ -166,10 +168,42 @@ impl PgStore {
                     .connect(connector.clone())
                     .await
                     .map_err(|e| from_pg(&e))?;
-                tokio::spawn(watch_commit_connection(connection));
+                tokio::spawn(drive_connection(connection, what));
                 client
             }
-        };
+        })
+    }
+
+    /// Starts reading every row of `sql` on a connection of its own, in the transaction
+    /// snapshot `exported` (from `pg_export_snapshot()` of a transaction still open).
+    async fn load_part<T: Send + 'static>(
+        &self,
+        exported: &str,
+        sql: &'static str,
+        decode: fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<LoadPart<T>, StoreError> {
+        if exported.is_empty() || !exported.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Err(corrupt("snapshot"));
+        }
+        let set = format!("SET TRANSACTION SNAPSHOT '{exported}'");
+        let mut client = self.open_client("load").await?;
+        Ok(LoadPart(tokio::spawn(async move {
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(|e| from_pg(&e))?;
+            tx.batch_execute(&set).await.map_err(|e| from_pg(&e))?;
+            let rows = stream_rows(&tx, sql, decode).await?;
+            tx.commit().await.map_err(|e| from_pg(&e))?;
+            Ok(rows)
+        })))
+    }
+
+    async fn open_commit_conn(&self) -> Result<CommitConn, StoreError> {
+        let client = self.open_client("commit").await?;
         let pid: i32 = client
             .query_one("SELECT pg_backend_pid()", &[])
             .await
@@ -815,6 +849,23 @@ async fn write_batch(
     }
 }
 
+/// A table being read by [`PgStore::load_part`]; dropped unread (the load failed elsewhere),
+/// its task is stopped.
+struct LoadPart<T>(tokio::task::JoinHandle<Result<Vec<T>, StoreError>>);
+
+impl<T> Drop for LoadPart<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a [`PgStore::load_part`] task read.
+async fn joined<T>(mut part: LoadPart<T>) -> Result<Vec<T>, StoreError> {
+    (&mut part.0)
+        .await
+        .map_err(|_| StoreError::Unavailable("load task failed".into()))?
+}
+
 /// Reads every row of `sql` as a stream, decoding each as it arrives.
 async fn stream_rows<T>(
     client: &tokio_postgres::Transaction<'_>,
@@ -845,6 +896,72 @@ fn get_id(row: &Row, idx: usize, column: &str) -> Result<u64, StoreError> {
     id_from_db(get::<i64>(row, idx, column)?, column)
 }
 
+fn decode_slot(r: &Row) -> Result<Slot, StoreError> {
+    Ok(Slot {
+        slot_id: SlotId(get_id(r, 0, "slot_id")?),
+        session_id: SessionId(get_id(r, 1, "session_id")?),
+        start: get(r, 2, "start_hm")?,
+        end: get(r, 3, "end_hm")?,
+    })
+}
+
+fn decode_pool(r: &Row) -> Result<Pool, StoreError> {
+    Ok(Pool {
+        pool_id: PoolId(get_id(r, 0, "pool_id")?),
+        session_id: SessionId(get_id(r, 1, "session_id")?),
+        slot_id: SlotId(get_id(r, 2, "slot_id")?),
+        dose: dose_from_db(i64::from(get::<i16>(r, 3, "dose")?))?,
+        channel: channel_from_db(get(r, 4, "channel")?)?,
+        capacity: u32_from_db(i64::from(get::<i32>(r, 5, "capacity")?), "capacity")?,
+        booked: u32_from_db(i64::from(get::<i32>(r, 6, "booked")?), "booked")?,
+    })
+}
+
+fn decode_account(r: &Row) -> Result<Account, StoreError> {
+    Ok(Account {
+        account_id: AccountId(get_id(r, 0, "account_id")?),
+        mobile: get(r, 1, "mobile")?,
+        created_at: get(r, 2, "created_at")?,
+    })
+}
+
+fn decode_beneficiary(r: &Row) -> Result<Beneficiary, StoreError> {
+    Ok(Beneficiary {
+        beneficiary_id: BeneficiaryId(get_id(r, 0, "beneficiary_id")?),
+        account_id: AccountId(get_id(r, 1, "account_id")?),
+        person_key: person_key_from_db(get(r, 2, "person_key")?)?,
+        name: get(r, 3, "name")?,
+        birth_year: u16_from_db(i64::from(get::<i16>(r, 4, "birth_year")?), "birth_year")?,
+        gender: gender_from_db(get(r, 5, "gender")?)?,
+        id_type: get(r, 6, "id_type")?,
+        id_masked: get(r, 7, "id_masked")?,
+        created_at: get(r, 8, "created_at")?,
+    })
+}
+
+fn decode_booking(r: &Row) -> Result<Booking, StoreError> {
+    Ok(Booking {
+        booking_id: BookingId(get_id(r, 0, "booking_id")?),
+        account_id: AccountId(get_id(r, 1, "account_id")?),
+        beneficiary_id: BeneficiaryId(get_id(r, 2, "beneficiary_id")?),
+        person_key: person_key_from_db(get(r, 3, "person_key")?)?,
+        state_id: StateId(get_id(r, 4, "state_id")?),
+        centre_id: CentreId(get_id(r, 5, "centre_id")?),
+        session_id: SessionId(get_id(r, 6, "session_id")?),
+        slot_id: SlotId(get_id(r, 7, "slot_id")?),
+        pool_id: PoolId(get_id(r, 8, "pool_id")?),
+        dose: dose_from_db(i64::from(get::<i16>(r, 9, "dose")?))?,
+        channel: channel_from_db(get(r, 10, "channel")?)?,
+        status: status_from_db(get(r, 11, "status")?)?,
+        token_number: u32_from_db(
+            i64::from(get::<i32>(r, 12, "token_number")?),
+            "token_number",
+        )?,
+        created_at: get(r, 13, "created_at")?,
+        updated_at: get(r, 14, "updated_at")?,
+    })
+}
+
 fn decode_operator_key(row: &Row) -> Result<OperatorKey, StoreError> {
     let centres: Vec<i64> = get(row, 3, "centres")?;
     Ok(OperatorKey {
@@ -873,6 +990,20 @@ fn decode_audit(row: &Row) -> Result<AuditRecord, StoreError> {
     })
 }
 
+const SLOTS_SQL: &str = "SELECT slot_id, session_id, start_hm, end_hm FROM slots ORDER BY slot_id";
+const POOLS_SQL: &str =
+    "SELECT pool_id, session_id, slot_id, dose, channel, capacity, booked FROM pools
+     ORDER BY pool_id";
+const ACCOUNTS_SQL: &str =
+    "SELECT account_id, mobile, created_at FROM accounts ORDER BY account_id";
+const BENEFICIARIES_SQL: &str =
+    "SELECT beneficiary_id, account_id, person_key, name, birth_year, gender, id_type,
+     id_masked, created_at FROM beneficiaries WHERE removed_at IS NULL
+     ORDER BY beneficiary_id";
+const BOOKINGS_SQL: &str =
+    "SELECT booking_id, account_id, beneficiary_id, person_key, state_id, centre_id,
+     session_id, slot_id, pool_id, dose, channel, status, token_number, created_at,
+     updated_at FROM bookings ORDER BY booking_id";
 const OPERATOR_KEY_COLUMNS: &str = "operator_id, key_hash, role, centres, name, created_at";
 const AUDIT_COLUMNS: &str = "audit_id, at, operator_id, action, request_id, object, before, after";
 
@@ -937,6 +1068,21 @@ impl Store for PgStore {
             .start()
             .await
             .map_err(|e| from_pg(&e))?;
+        // The large tables are read at once on connections of their own, each in this
+        // transaction's snapshot (so together they are one consistent read); the rest here.
+        let exported: String = tx
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await
+            .map_err(|e| from_pg(&e))?
+            .try_get(0)
+            .map_err(|_| corrupt("snapshot"))?;
+        let (pools, bookings, beneficiaries, accounts, slots) = tokio::try_join!(
+            self.load_part(&exported, POOLS_SQL, decode_pool),
+            self.load_part(&exported, BOOKINGS_SQL, decode_booking),
+            self.load_part(&exported, BENEFICIARIES_SQL, decode_beneficiary),
+            self.load_part(&exported, ACCOUNTS_SQL, decode_account),
+            self.load_part(&exported, SLOTS_SQL, decode_slot),
+        )?;
         let mut snap = Snapshot {
             states: stream_rows(
                 &tx,
@@ -1005,100 +1151,6 @@ impl Store for PgStore {
                         .transpose()?,
                     opens_at: get(r, 8, "opens_at")?,
                     cancelled: get(r, 9, "cancelled")?,
-                })
-            },
-        )
-        .await?;
-        snap.slots = stream_rows(
-            &tx,
-            "SELECT slot_id, session_id, start_hm, end_hm FROM slots ORDER BY slot_id",
-            |r| {
-                Ok(Slot {
-                    slot_id: SlotId(get_id(r, 0, "slot_id")?),
-                    session_id: SessionId(get_id(r, 1, "session_id")?),
-                    start: get(r, 2, "start_hm")?,
-                    end: get(r, 3, "end_hm")?,
-                })
-            },
-        )
-        .await?;
-        snap.pools = stream_rows(
-            &tx,
-            "SELECT pool_id, session_id, slot_id, dose, channel, capacity, booked FROM pools
-             ORDER BY pool_id",
-            |r| {
-                Ok(Pool {
-                    pool_id: PoolId(get_id(r, 0, "pool_id")?),
-                    session_id: SessionId(get_id(r, 1, "session_id")?),
-                    slot_id: SlotId(get_id(r, 2, "slot_id")?),
-                    dose: dose_from_db(i64::from(get::<i16>(r, 3, "dose")?))?,
-                    channel: channel_from_db(get(r, 4, "channel")?)?,
-                    capacity: u32_from_db(i64::from(get::<i32>(r, 5, "capacity")?), "capacity")?,
-                    booked: u32_from_db(i64::from(get::<i32>(r, 6, "booked")?), "booked")?,
-                })
-            },
-        )
-        .await?;
-        snap.accounts = stream_rows(
-            &tx,
-            "SELECT account_id, mobile, created_at FROM accounts ORDER BY account_id",
-            |r| {
-                Ok(Account {
-                    account_id: AccountId(get_id(r, 0, "account_id")?),
-                    mobile: get(r, 1, "mobile")?,
-                    created_at: get(r, 2, "created_at")?,
-                })
-            },
-        )
-        .await?;
-        snap.beneficiaries = stream_rows(
-            &tx,
-            "SELECT beneficiary_id, account_id, person_key, name, birth_year, gender, id_type,
-             id_masked, created_at FROM beneficiaries WHERE removed_at IS NULL
-             ORDER BY beneficiary_id",
-            |r| {
-                Ok(Beneficiary {
-                    beneficiary_id: BeneficiaryId(get_id(r, 0, "beneficiary_id")?),
-                    account_id: AccountId(get_id(r, 1, "account_id")?),
-                    person_key: person_key_from_db(get(r, 2, "person_key")?)?,
-                    name: get(r, 3, "name")?,
-                    birth_year: u16_from_db(
-                        i64::from(get::<i16>(r, 4, "birth_year")?),
-                        "birth_year",
-                    )?,
-                    gender: gender_from_db(get(r, 5, "gender")?)?,
-                    id_type: get(r, 6, "id_type")?,
-                    id_masked: get(r, 7, "id_masked")?,
-                    created_at: get(r, 8, "created_at")?,
-                })
-            },
-        )
-        .await?;
-        snap.bookings = stream_rows(
-            &tx,
-            "SELECT booking_id, account_id, beneficiary_id, person_key, state_id, centre_id,
-             session_id, slot_id, pool_id, dose, channel, status, token_number, created_at,
-             updated_at FROM bookings ORDER BY booking_id",
-            |r| {
-                Ok(Booking {
-                    booking_id: BookingId(get_id(r, 0, "booking_id")?),
-                    account_id: AccountId(get_id(r, 1, "account_id")?),
-                    beneficiary_id: BeneficiaryId(get_id(r, 2, "beneficiary_id")?),
-                    person_key: person_key_from_db(get(r, 3, "person_key")?)?,
-                    state_id: StateId(get_id(r, 4, "state_id")?),
-                    centre_id: CentreId(get_id(r, 5, "centre_id")?),
-                    session_id: SessionId(get_id(r, 6, "session_id")?),
-                    slot_id: SlotId(get_id(r, 7, "slot_id")?),
-                    pool_id: PoolId(get_id(r, 8, "pool_id")?),
-                    dose: dose_from_db(i64::from(get::<i16>(r, 9, "dose")?))?,
-                    channel: channel_from_db(get(r, 10, "channel")?)?,
-                    status: status_from_db(get(r, 11, "status")?)?,
-                    token_number: u32_from_db(
-                        i64::from(get::<i32>(r, 12, "token_number")?),
-                        "token_number",
-                    )?,
-                    created_at: get(r, 13, "created_at")?,
-                    updated_at: get(r, 14, "updated_at")?,
                 })
             },
         )
@@ -1223,6 +1275,11 @@ impl Store for PgStore {
         snap.audit_id_max = get_id(&maxima, 0, "audit_id")?;
         snap.batch_id_max = get_id(&maxima, 1, "batch_id")?;
         snap.beneficiary_id_max = get_id(&maxima, 2, "beneficiary_id")?;
+        snap.pools = joined(pools).await?;
+        snap.bookings = joined(bookings).await?;
+        snap.beneficiaries = joined(beneficiaries).await?;
+        snap.accounts = joined(accounts).await?;
+        snap.slots = joined(slots).await?;
         tx.commit().await.map_err(|e| from_pg(&e))?;
         Ok(snap)
     }

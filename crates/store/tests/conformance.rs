@@ -401,6 +401,47 @@ async fn fencing_old_epoch_writes_nothing(store: Arc<dyn Store>) {
     assert_eq!(pool_booked(&store.load().await.unwrap(), 3001), (1, 10));
 }
 
+/// A load while batches commit is one consistent read: every pool's stored `booked` equals the
+/// bookings the same snapshot holds for it (PostgreSQL reads its tables on several
+/// connections, all in one exported snapshot).
+async fn load_is_one_snapshot_while_batches_commit(store: Arc<dyn Store>) {
+    let epoch = store.acquire_epoch().await.unwrap();
+    let mut events = geography();
+    events.push(session(1000, 3001, 4, 10_000));
+    store.commit(BatchId(1), epoch, &events).await.unwrap();
+    let writes = 400u64;
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..writes {
+                let b = booking(10_000 + i, 1_000 + i, 1000, 3001 + i % 4);
+                store
+                    .commit(BatchId(2 + i), epoch, &[Event::BookingCreated(b)])
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    while !writer.is_finished() {
+        let snap = store.load().await.unwrap();
+        for pool in &snap.pools {
+            let held = snap
+                .bookings
+                .iter()
+                .filter(|b| b.pool_id == pool.pool_id && b.status.holds_place())
+                .count();
+            assert_eq!(pool.booked as usize, held, "pool {} torn", pool.pool_id);
+        }
+        assert_eq!(snap.batch_id_max, 1 + snap.bookings.len() as u64);
+        seen.insert(snap.bookings.len());
+    }
+    writer.await.unwrap();
+    let snap = store.load().await.unwrap();
+    assert_eq!(snap.bookings.len() as u64, writes);
+    assert!(seen.len() > 1, "every load saw the same state: {seen:?}");
+}
+
 async fn writer_batches_a_burst(store: Arc<dyn Store>) {
     let epoch = store.acquire_epoch().await.unwrap();
     let mut events = geography();
@@ -834,6 +875,7 @@ conformance!(
     duplicate_idempotency_key_fails,
     fencing_old_epoch_writes_nothing,
     writer_batches_a_burst,
+    load_is_one_snapshot_while_batches_commit,
     writer_caps_a_batch_in_bookings,
     writer_failed_and_in_doubt_commits,
     writer_reports_a_failed_batch_once,
