@@ -5,6 +5,12 @@
 //!
 //! `cargo run --release -p kataar-app --example recovery -- 100000 50000`
 //! (PostgreSQL at 127.0.0.1:5432, user postgres; the database is dropped afterwards.)
+//!
+//! It runs as the server does: mimalloc as its allocator, transparent huge pages off.
+//!
+//! With `KATAAR_RECOVERY_DB=NAME` the database is kept: the first run creates and fills it, later
+//! runs with the same name only measure the restart (to compare one change against another on
+//! the same data).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,15 +23,18 @@ use kataar_store::{CommitTicket, PgOptions, PgStore, Store, Writer, WriterConfig
 use std::sync::Arc;
 use std::time::Instant;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SLOTS_PER_SESSION: usize = 12;
 const POOLS_PER_SESSION: usize = SLOTS_PER_SESSION * 4;
 
 /// Hands freed heap pages back to the system, so RSS counts live data only.
 fn trim() {
     #[allow(unsafe_code)]
-    // SAFETY: malloc_trim only releases free heap pages; it touches no live allocation.
+    // SAFETY: mi_collect takes no pointers; it only walks the calling thread's own heap.
     unsafe {
-        libc::malloc_trim(0);
+        libmimalloc_sys::mi_collect(true);
     }
 }
 
@@ -70,13 +79,17 @@ async fn drain(pending: &mut Vec<CommitTicket>) {
 
 #[tokio::main]
 async fn main() {
+    let _ = kataar_api::disable_transparent_huge_pages();
     let args: Vec<u64> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
     let pools = args.first().copied().unwrap_or(10_000) as usize;
     let bookings = args.get(1).copied().unwrap_or((pools / 2) as u64) as usize;
-    let name = format!("kataar_recovery_{}", std::process::id());
+    let kept = std::env::var("KATAAR_RECOVERY_DB").ok();
+    let name = kept
+        .clone()
+        .unwrap_or_else(|| format!("kataar_recovery_{}", std::process::id()));
     let (admin, conn) = tokio_postgres::connect(
         "postgres://postgres@127.0.0.1:5432/postgres",
         tokio_postgres::NoTls,
@@ -84,12 +97,25 @@ async fn main() {
     .await
     .expect("PostgreSQL at 127.0.0.1:5432");
     tokio::spawn(conn);
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
         .await
-        .unwrap();
+        .unwrap()
+        .is_some();
+    if !exists {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+    }
     let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-    let outcome = tokio::spawn(run(url.clone(), pools, bookings)).await;
+    let outcome = tokio::spawn(run(url.clone(), pools, bookings, exists)).await;
+    if kept.is_some() {
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        return;
+    }
     let _ = admin
         .execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
@@ -105,9 +131,36 @@ async fn main() {
     }
 }
 
-async fn run(url: String, pools: usize, bookings: usize) {
+async fn run(url: String, pools: usize, bookings: usize, filled: bool) {
     let store: Arc<dyn Store> =
         Arc::new(PgStore::connect(&url, PgOptions::default()).await.unwrap());
+    let filled_s = if filled {
+        0.0
+    } else {
+        fill(&store, pools, bookings).await
+    };
+    trim();
+    let before = rss_bytes();
+    let t = Instant::now();
+    let snapshot = store.load().await.unwrap();
+    let load_s = t.elapsed().as_secs_f64();
+    let (n_pools, n_bookings) = (snapshot.pools.len(), snapshot.bookings.len());
+    let t = Instant::now();
+    let rebuilt = Inventory::from_snapshot(snapshot).unwrap();
+    let rebuild_s = t.elapsed().as_secs_f64();
+    trim();
+    let after = rss_bytes();
+    println!(
+        "pools={n_pools} bookings={n_bookings} fill_s={filled_s:.1} load_s={load_s:.2} rebuild_s={rebuild_s:.2} restart_s={:.2} rss_added_mib={:.0} bytes_per_pool_or_booking≈{:.0}",
+        load_s + rebuild_s,
+        (after.saturating_sub(before)) as f64 / 1048576.0,
+        (after.saturating_sub(before)) as f64 / (n_pools + 3 * n_bookings).max(1) as f64
+    );
+    assert_eq!(rebuilt.pools_len(), n_pools);
+}
+
+/// Publishes the pools and bookings through the engine; returns the seconds it took.
+async fn fill(store: &Arc<dyn Store>, pools: usize, bookings: usize) -> f64 {
     let inv = Inventory::empty();
     let epoch = store.acquire_epoch().await.unwrap();
     let (writer, join) = Writer::spawn(store.clone(), WriterConfig::default(), epoch, BatchId(1));
@@ -222,24 +275,5 @@ async fn run(url: String, pools: usize, bookings: usize) {
     drain(&mut pending).await;
     writer.shutdown();
     join.await.unwrap();
-    let filled_s = fill.elapsed().as_secs_f64();
-    drop(inv);
-    trim();
-    let before = rss_bytes();
-    let t = Instant::now();
-    let snapshot = store.load().await.unwrap();
-    let load_s = t.elapsed().as_secs_f64();
-    let (n_pools, n_bookings) = (snapshot.pools.len(), snapshot.bookings.len());
-    let t = Instant::now();
-    let rebuilt = Inventory::from_snapshot(snapshot).unwrap();
-    let rebuild_s = t.elapsed().as_secs_f64();
-    trim();
-    let after = rss_bytes();
-    println!(
-        "pools={n_pools} bookings={n_bookings} fill_s={filled_s:.1} load_s={load_s:.2} rebuild_s={rebuild_s:.2} restart_s={:.2} rss_added_mib={:.0} bytes_per_pool_or_booking≈{:.0}",
-        load_s + rebuild_s,
-        (after.saturating_sub(before)) as f64 / 1048576.0,
-        (after.saturating_sub(before)) as f64 / (n_pools + 3 * n_bookings).max(1) as f64
-    );
-    assert_eq!(rebuilt.pools_len(), n_pools);
+    fill.elapsed().as_secs_f64()
 }

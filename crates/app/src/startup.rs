@@ -185,12 +185,15 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
     let releases = std::mem::take(&mut snapshot.releases);
     let queue_tickets = std::mem::take(&mut snapshot.queue_tickets);
     let queue_admissions = std::mem::take(&mut snapshot.queue_admissions);
+    let loaded = began.elapsed();
     let inv = Inventory::from_snapshot(snapshot)
         .map_err(|e| anyhow::anyhow!("the store holds inconsistent data: {e}"))?;
     let recovery = began.elapsed();
     tracing::info!(
         pools = inv.pools_len(),
         bookings = inv.bookings_len(),
+        load_ms = loaded.as_millis() as u64,
+        rebuild_ms = (recovery - loaded).as_millis() as u64,
         recovery_ms = recovery.as_millis() as u64,
         "inventory rebuilt from the store"
     );

@@ -16,6 +16,14 @@ use std::sync::Arc;
 /// core count, so two bookings for different people almost never share a lock.
 pub const PERSON_SHARDS: usize = 64;
 
+/// Lock shards of each large map (pools, sessions, accounts, beneficiaries, bookings) built by
+/// a rebuild: a power of two well above the core count, so that threads filling or reading
+/// the same map rarely share a shard's lock.
+pub const LARGE_MAP_SHARDS: usize = 64;
+
+/// Most threads a rebuild from a snapshot uses (fewer on a machine with fewer cores).
+pub const REBUILD_THREADS_MAX: usize = 8;
+
 /// A session with its slots and pools.
 #[derive(Debug)]
 pub struct SessionCell {
@@ -278,10 +286,40 @@ impl Inventory {
         }
     }
 
+    /// An empty inventory whose maps are sized for what `snapshot` holds (so a rebuild does not
+    /// grow and rehash them as it goes).
+    fn sized_for(snapshot: &Snapshot) -> Inventory {
+        fn map<K: Eq + std::hash::Hash, V>(capacity: usize) -> DashMap<K, V> {
+            DashMap::with_capacity_and_shard_amount(capacity, LARGE_MAP_SHARDS)
+        }
+        let persons = snapshot.beneficiaries.len() / PERSON_SHARDS + 1;
+        Inventory {
+            sessions: map(snapshot.sessions.len()),
+            pools: map(snapshot.pools.len()),
+            persons: (0..PERSON_SHARDS)
+                .map(|_| Mutex::new(HashMap::with_capacity(persons)))
+                .collect(),
+            accounts: map(snapshot.accounts.len()),
+            accounts_by_mobile: map(snapshot.accounts.len()),
+            beneficiaries: map(snapshot.beneficiaries.len()),
+            bookings: map(snapshot.bookings.len()),
+            bookings_by_account: map(snapshot.accounts.len()),
+            ..Inventory::empty()
+        }
+    }
+
     /// Rebuilds the inventory from what the store loaded. Checks O and D on the way: a
     /// snapshot that breaks them is refused (the database's constraints make that a bug).
+    ///
+    /// The work is spread over the machine's cores ([`REBUILD_THREADS_MAX`] at most): sessions
+    /// (with their slots and pools) beside accounts, then beneficiaries and bookings split by
+    /// account, so that everything kept in id order per account, per person and per centre is
+    /// built by one thread in that order.
     pub fn from_snapshot(snapshot: Snapshot) -> Result<Inventory, String> {
-        let inv = Inventory::empty();
+        let inv = Inventory::sized_for(&snapshot);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, REBUILD_THREADS_MAX);
         let Snapshot {
             states,
             districts,
@@ -317,63 +355,43 @@ impl Inventory {
             inv.ids.centre.fetch_max(c.centre_id.0, Ordering::Relaxed);
             inv.put_centre(c);
         }
-        let mut slots_by_session: HashMap<SessionId, Vec<Slot>> = HashMap::new();
-        for slot in slots {
-            inv.ids.slot.fetch_max(slot.slot_id.0, Ordering::Relaxed);
-            slots_by_session
-                .entry(slot.session_id)
-                .or_default()
-                .push(slot);
-        }
-        let mut pools_by_session: HashMap<SessionId, Vec<Pool>> = HashMap::new();
-        for pool in pools {
-            inv.ids.pool.fetch_max(pool.pool_id.0, Ordering::Relaxed);
-            pools_by_session
-                .entry(pool.session_id)
-                .or_default()
-                .push(pool);
-        }
-        for session in sessions {
-            inv.ids
-                .session
-                .fetch_max(session.session_id.0, Ordering::Relaxed);
-            let id = session.session_id;
-            let mut slots = slots_by_session.remove(&id).unwrap_or_default();
-            slots.sort_by(|a, b| (&a.start, a.slot_id).cmp(&(&b.start, b.slot_id)));
-            let pools = pools_by_session.remove(&id).unwrap_or_default();
-            inv.put_session(session, slots, pools);
-        }
-        for a in accounts {
-            inv.ids.account.fetch_max(a.account_id.0, Ordering::Relaxed);
-            inv.put_account(a);
-        }
-        for b in beneficiaries {
-            inv.ids
-                .beneficiary
-                .fetch_max(b.beneficiary_id.0, Ordering::Relaxed);
-            inv.put_beneficiary(b, false)
-                .map_err(|e| format!("beneficiary load: {e}"))?;
-        }
-        let mut counted: HashMap<PoolId, u32> = HashMap::new();
+        let booked_total = std::thread::scope(|scope| {
+            let places = scope.spawn(|| inv.load_sessions(sessions, slots, pools, threads));
+            inv.load_accounts(accounts, &beneficiaries);
+            places.join().map_err(|_| "session load failed".to_string())
+        })?;
+        let parts = split_by(beneficiaries, threads, |b| b.account_id.0);
+        run_parts(parts, |part| {
+            for b in part {
+                inv.ids
+                    .beneficiary
+                    .fetch_max(b.beneficiary_id.0, Ordering::Relaxed);
+                inv.load_beneficiary(b)?;
+            }
+            Ok(Vec::<()>::new())
+        })?;
         let mut bookings = bookings;
         bookings.sort_by_key(|b| b.booking_id);
-        for b in bookings {
-            inv.ids.booking.fetch_max(b.booking_id.0, Ordering::Relaxed);
-            if b.status.holds_place() {
-                *counted.entry(b.pool_id).or_default() += 1;
+        let parts = split_by(bookings, threads, |b| b.account_id.0);
+        let mut holding = run_parts(parts, |part| {
+            let mut holding = Vec::new();
+            for b in part {
+                inv.ids.booking.fetch_max(b.booking_id.0, Ordering::Relaxed);
+                if b.status.holds_place() {
+                    holding.push(b.pool_id);
+                }
+                inv.load_booking(b)?;
             }
-            inv.load_booking(b)?;
-        }
-        for pool in inv.pools.iter() {
-            let (_, booked) = pool.counts();
-            let live = counted.get(pool.key()).copied().unwrap_or(0);
-            if booked != live {
-                return Err(format!(
-                    "pool {} stores booked={booked} but has {live} bookings holding places",
-                    pool.key()
-                ));
+            Ok(holding)
+        })?;
+        // A session's bookings were pushed by several threads: back into id order.
+        for session in inv.sessions.iter() {
+            let mut list = session.bookings.lock();
+            if !list.is_sorted() {
+                list.sort_unstable();
             }
         }
+        inv.check_booked(&mut holding, booked_total)?;
         for d in doses {
             inv.load_dose(d)?;
         }
@@ -388,6 +406,130 @@ impl Inventory {
         }
         inv.ids.audit.store(audit_id_max, Ordering::Relaxed);
         Ok(inv)
+    }
+
+    /// Sessions with their slots and pools, split by centre over `threads` threads (a
+    /// centre's session list is built by one thread). Returns the sum of the stored `booked`
+    /// counts of the pools it placed (a pool of no loaded session is left out, as before).
+    fn load_sessions(
+        &self,
+        sessions: Vec<Session>,
+        slots: Vec<Slot>,
+        pools: Vec<Pool>,
+        threads: usize,
+    ) -> u64 {
+        let mut slots_by_session: HashMap<SessionId, Vec<Slot>> =
+            HashMap::with_capacity(sessions.len());
+        for slot in slots {
+            self.ids.slot.fetch_max(slot.slot_id.0, Ordering::Relaxed);
+            slots_by_session
+                .entry(slot.session_id)
+                .or_default()
+                .push(slot);
+        }
+        let mut pools_by_session: HashMap<SessionId, Vec<Pool>> =
+            HashMap::with_capacity(sessions.len());
+        for pool in pools {
+            self.ids.pool.fetch_max(pool.pool_id.0, Ordering::Relaxed);
+            pools_by_session
+                .entry(pool.session_id)
+                .or_default()
+                .push(pool);
+        }
+        let parts = split_by(
+            sessions
+                .into_iter()
+                .map(|session| {
+                    let id = session.session_id;
+                    let mut slots = slots_by_session.remove(&id).unwrap_or_default();
+                    slots.sort_by(|a, b| (&a.start, a.slot_id).cmp(&(&b.start, b.slot_id)));
+                    let pools = pools_by_session.remove(&id).unwrap_or_default();
+                    (session, slots, pools)
+                })
+                .collect(),
+            threads,
+            |(session, _, _)| session.centre_id.0,
+        );
+        // Nothing here can fail; the parts only share the maps.
+        let booked = run_parts(parts, |part| {
+            let mut booked = 0u64;
+            for (session, slots, pools) in part {
+                self.ids
+                    .session
+                    .fetch_max(session.session_id.0, Ordering::Relaxed);
+                booked += pools.iter().map(|p| u64::from(p.booked)).sum::<u64>();
+                self.put_session(session, slots, pools);
+            }
+            Ok(vec![booked])
+        });
+        booked.map_or(0, |parts| parts.into_iter().sum())
+    }
+
+    /// Accounts, each with the ids of its beneficiaries in `beneficiaries` (in id order).
+    fn load_accounts(&self, mut accounts: Vec<Account>, beneficiaries: &[Beneficiary]) {
+        if !accounts.is_sorted_by_key(|a| a.account_id) {
+            accounts.sort_unstable_by_key(|a| a.account_id);
+        }
+        let mut owned: Vec<(AccountId, BeneficiaryId)> = beneficiaries
+            .iter()
+            .map(|b| (b.account_id, b.beneficiary_id))
+            .collect();
+        owned.sort_unstable();
+        let mut rest = owned.as_slice();
+        for a in accounts {
+            self.ids
+                .account
+                .fetch_max(a.account_id.0, Ordering::Relaxed);
+            let before = rest.partition_point(|(owner, _)| *owner < a.account_id);
+            rest = &rest[before..];
+            let mine = rest.partition_point(|(owner, _)| *owner == a.account_id);
+            let ids = rest[..mine].iter().map(|(_, id)| *id).collect();
+            rest = &rest[mine..];
+            self.put_account_entry(a, ids);
+        }
+    }
+
+    /// A loaded beneficiary and its person entry (its account already lists it).
+    fn load_beneficiary(&self, b: Beneficiary) -> Result<(), String> {
+        self.put_person(&b, false)
+            .map_err(|e| format!("beneficiary load: {e}"))?;
+        self.beneficiaries.insert(b.beneficiary_id, b);
+        Ok(())
+    }
+
+    /// Checks that every pool's stored `booked` equals the bookings holding a place in it:
+    /// `holding` lists the pool of each such booking, `booked_total` is the sum of the stored
+    /// counts (so a pool with a count but no bookings is found too).
+    fn check_booked(&self, holding: &mut [PoolId], booked_total: u64) -> Result<(), String> {
+        holding.sort_unstable();
+        let mut counted_total = 0u64;
+        for run in holding.chunk_by(|a, b| a == b) {
+            let id = run[0];
+            let live = u32::try_from(run.len()).unwrap_or(u32::MAX);
+            let Some(pool) = self.pools.get(&id) else {
+                continue;
+            };
+            let (_, booked) = pool.counts();
+            if booked != live {
+                return Err(format!(
+                    "pool {id} stores booked={booked} but has {live} bookings holding places"
+                ));
+            }
+            counted_total += u64::from(live);
+        }
+        if counted_total != booked_total {
+            for pool in self.pools.iter() {
+                let (_, booked) = pool.counts();
+                if booked > 0 && holding.binary_search(pool.key()).is_err() {
+                    return Err(format!(
+                        "pool {} stores booked={booked} but has 0 bookings holding places",
+                        pool.key()
+                    ));
+                }
+            }
+            return Err("pools' booked counts disagree with their bookings".into());
+        }
+        Ok(())
     }
 
     pub(crate) fn put_state(&self, s: State) {
@@ -483,7 +625,7 @@ impl Inventory {
         self.bump();
     }
 
-    pub(crate) fn put_account(&self, a: Account) {
+    fn put_account_entry(&self, a: Account, beneficiaries: Vec<BeneficiaryId>) {
         if let Some(m) = &a.mobile {
             self.accounts_by_mobile.insert(m.clone(), a.account_id);
         }
@@ -491,34 +633,28 @@ impl Inventory {
             a.account_id,
             AccountEntry {
                 account: a,
-                beneficiaries: Vec::new(),
+                beneficiaries,
             },
         );
     }
 
-    /// Inserts a beneficiary and its person entry; `busy` marks it as not yet committed.
-    pub(crate) fn put_beneficiary(&self, b: Beneficiary, busy: bool) -> Result<(), BookingError> {
-        {
-            let mut shard = self.person_shard(&b.person_key).lock();
-            if shard.contains_key(&b.person_key) {
-                return Err(BookingError::IdAlreadyRegistered);
-            }
-            shard.insert(
-                b.person_key,
-                Person {
-                    beneficiary_id: b.beneficiary_id,
-                    account_id: b.account_id,
-                    live: [None, None],
-                    doses: Vec::new(),
-                    bookings: Vec::new(),
-                    busy,
-                },
-            );
+    /// The person entry of a new beneficiary; refused if its photo-ID is registered already.
+    fn put_person(&self, b: &Beneficiary, busy: bool) -> Result<(), BookingError> {
+        let mut shard = self.person_shard(&b.person_key).lock();
+        if shard.contains_key(&b.person_key) {
+            return Err(BookingError::IdAlreadyRegistered);
         }
-        if let Some(mut acc) = self.accounts.get_mut(&b.account_id) {
-            acc.beneficiaries.push(b.beneficiary_id);
-        }
-        self.beneficiaries.insert(b.beneficiary_id, b);
+        shard.insert(
+            b.person_key,
+            Person {
+                beneficiary_id: b.beneficiary_id,
+                account_id: b.account_id,
+                live: [None, None],
+                doses: Vec::new(),
+                bookings: Vec::new(),
+                busy,
+            },
+        );
         Ok(())
     }
 
@@ -530,18 +666,17 @@ impl Inventory {
             .next_token
             .fetch_max(b.token_number, Ordering::Relaxed);
         session.bookings.lock().push(b.booking_id);
-        if let Some(pool) = self.pools.get(&b.pool_id) {
-            match b.status {
-                BookingStatus::CheckedIn => {
-                    pool.checked_in.fetch_add(1, Ordering::Relaxed);
-                }
-                BookingStatus::Administered => {
-                    pool.administered.fetch_add(1, Ordering::Relaxed);
-                }
-                BookingStatus::NoShow => {
-                    pool.no_show.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => {}
+        // Only these statuses are counted on the pool (a booked or cancelled booking is in
+        // the pool's stored `booked`, checked at the end).
+        let counter: Option<fn(&PoolCell) -> &AtomicU32> = match b.status {
+            BookingStatus::CheckedIn => Some(|p| &p.checked_in),
+            BookingStatus::Administered => Some(|p| &p.administered),
+            BookingStatus::NoShow => Some(|p| &p.no_show),
+            _ => None,
+        };
+        if let Some(counter) = counter {
+            if let Some(pool) = self.pools.get(&b.pool_id) {
+                counter(&pool).fetch_add(1, Ordering::Relaxed);
             }
         }
         {
@@ -663,6 +798,44 @@ impl Inventory {
             }
         }
     }
+}
+
+/// Splits `items` into `parts` lists by `key` modulo `parts`, keeping their order within each.
+fn split_by<T>(items: Vec<T>, parts: usize, key: impl Fn(&T) -> u64) -> Vec<Vec<T>> {
+    let parts = parts.max(1);
+    let mut out: Vec<Vec<T>> = (0..parts)
+        .map(|_| Vec::with_capacity(items.len() / parts + 1))
+        .collect();
+    for item in items {
+        let at = usize::try_from(key(&item) % parts as u64).unwrap_or(0);
+        out[at].push(item);
+    }
+    out
+}
+
+/// Runs `work` on each part, on a thread of its own (the first on this thread), and joins
+/// what they return in part order; the first error wins.
+fn run_parts<T: Send, R: Send>(
+    parts: Vec<Vec<T>>,
+    work: impl Fn(Vec<T>) -> Result<Vec<R>, String> + Sync,
+) -> Result<Vec<R>, String> {
+    let work = &work;
+    std::thread::scope(|scope| {
+        let mut parts = parts.into_iter();
+        let first = parts.next();
+        let others: Vec<_> = parts.map(|part| scope.spawn(move || work(part))).collect();
+        let mut out = match first {
+            Some(part) => work(part)?,
+            None => Vec::new(),
+        };
+        for handle in others {
+            let more = handle
+                .join()
+                .map_err(|_| "rebuild thread failed".to_string())??;
+            out.extend(more);
+        }
+        Ok(out)
+    })
 }
 
 fn insert_sorted<T: Ord + Copy>(list: &mut Vec<T>, item: T) {

@@ -525,9 +525,18 @@ fn snapshot_round_trip_rebuilds_the_same_state() {
             .code(),
         "already_booked"
     );
-    // A snapshot whose counters disagree with its bookings is refused.
-    snap.pools[0].booked = 0;
-    assert!(Inventory::from_snapshot(snap).is_err());
+    // A snapshot whose counters disagree with its bookings is refused: a pool counting fewer
+    // than its bookings, or a pool counting places no booking holds.
+    let booked_at = snap.pools.iter().position(|p| p.booked == 1).unwrap();
+    let empty_at = snap.pools.iter().position(|p| p.booked == 0).unwrap();
+    let mut fewer = snap.clone();
+    fewer.pools[booked_at].booked = 0;
+    let err = Inventory::from_snapshot(fewer).unwrap_err();
+    assert!(err.contains("has 1 bookings holding places"), "{err}");
+    let mut phantom = snap;
+    phantom.pools[empty_at].booked = 2;
+    let err = Inventory::from_snapshot(phantom).unwrap_err();
+    assert!(err.contains("but has 0 bookings holding places"), "{err}");
 }
 
 #[test]
