@@ -19,7 +19,7 @@ const BOOKING_ALLOCATIONS_MAX: u64 = 235;
 /// Allocations a cached availability read may make (the design aims at 15).
 const CACHED_READ_ALLOCATIONS_MAX: u64 = 70;
 /// Allocations a refusal by admission may make.
-const REFUSAL_ALLOCATIONS_MAX: u64 = 76;
+const REFUSAL_ALLOCATIONS_MAX: u64 = 66;
 
 /// The least allocations (and their bytes) one request made by `make` took through the
 /// router, answered `want`, over `ROUNDS` requests (building the request is not counted).
