@@ -357,21 +357,31 @@ impl ApiError {
         let bytes = serde_json::to_vec(&self.body_in(request_id, language)).unwrap_or_else(|_| {
             br#"{"error":{"code":"internal","message":"error","request_id":""}}"#.to_vec()
         });
-        let mut response = (self.status, bytes).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert(
-            header::CONTENT_LANGUAGE,
-            HeaderValue::from_static(language.tag()),
-        );
-        if let Some(s) = self.retry_after_s {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
-        }
-        response
+        json_error_response(self.status, bytes, language, self.retry_after_s)
     }
+}
+
+/// An error answer: the JSON body with its content type, language and `Retry-After` if any.
+fn json_error_response(
+    status: StatusCode,
+    body: Vec<u8>,
+    language: Language,
+    retry_after_s: Option<u32>,
+) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::CONTENT_LANGUAGE,
+        HeaderValue::from_static(language.tag()),
+    );
+    if let Some(s) = retry_after_s {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    response
 }
 
 /// A load refusal (`429 too_many_requests`, `503 overloaded`, `503 store_unavailable`) with
@@ -467,18 +477,7 @@ impl LoadRefusal {
         // Writing a number into a `Vec` cannot fail.
         let _ = std::io::Write::write_fmt(&mut body, format_args!("{retry_after_s}"));
         body.extend_from_slice(b"}}}");
-        let mut response = (self.status(), body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert(
-            header::CONTENT_LANGUAGE,
-            HeaderValue::from_static(language.tag()),
-        );
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-        response
+        json_error_response(self.status(), body, language, Some(retry_after_s))
     }
 }
 
