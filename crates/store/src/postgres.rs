@@ -864,11 +864,26 @@ impl<T> Drop for LoadPart<T> {
     }
 }
 
-/// What a [`PgStore::load_part`] task read.
-async fn joined<T>(mut part: LoadPart<T>) -> Result<Vec<T>, StoreError> {
-    (&mut part.0)
-        .await
-        .map_err(|_| StoreError::Unavailable("load task failed".into()))?
+/// What a [`PgStore::load_part`] task read; or, where it could not start (no connection of its
+/// own to be had, e.g. at the database's connection limit), the same rows read here in `tx`.
+async fn joined<T>(
+    tx: &tokio_postgres::Transaction<'_>,
+    part: Result<LoadPart<T>, StoreError>,
+    sql: &str,
+    decode: fn(&Row) -> Result<T, StoreError>,
+    id: fn(&T) -> u64,
+) -> Result<Vec<T>, StoreError> {
+    match part {
+        Ok(mut part) => (&mut part.0)
+            .await
+            .map_err(|_| StoreError::Unavailable("load task failed".into()))?,
+        Err(err) => {
+            tracing::warn!(error = %err, "a large table is loaded on the loading connection");
+            let mut rows = stream_rows(tx, sql, decode).await?;
+            rows.sort_by_key(id);
+            Ok(rows)
+        }
+    }
 }
 
 /// Reads every row of `sql` as a stream, decoding each as it arrives.
@@ -1078,7 +1093,7 @@ impl Store for PgStore {
             .map_err(|e| from_pg(&e))?
             .try_get(0)
             .map_err(|_| corrupt("snapshot"))?;
-        let (pools, bookings, beneficiaries, accounts, slots) = tokio::try_join!(
+        let (pools, bookings, beneficiaries, accounts, slots) = tokio::join!(
             self.load_part(&exported, POOLS_SQL, decode_pool, |p| p.pool_id.0),
             self.load_part(&exported, BOOKINGS_SQL, decode_booking, |b| b.booking_id.0),
             self.load_part(&exported, BENEFICIARIES_SQL, decode_beneficiary, |b| b
@@ -1086,7 +1101,7 @@ impl Store for PgStore {
                 .0),
             self.load_part(&exported, ACCOUNTS_SQL, decode_account, |a| a.account_id.0),
             self.load_part(&exported, SLOTS_SQL, decode_slot, |s| s.slot_id.0),
-        )?;
+        );
         let mut snap = Snapshot {
             states: stream_rows(
                 &tx,
@@ -1279,11 +1294,24 @@ impl Store for PgStore {
         snap.audit_id_max = get_id(&maxima, 0, "audit_id")?;
         snap.batch_id_max = get_id(&maxima, 1, "batch_id")?;
         snap.beneficiary_id_max = get_id(&maxima, 2, "beneficiary_id")?;
-        snap.pools = joined(pools).await?;
-        snap.bookings = joined(bookings).await?;
-        snap.beneficiaries = joined(beneficiaries).await?;
-        snap.accounts = joined(accounts).await?;
-        snap.slots = joined(slots).await?;
+        snap.pools = joined(&tx, pools, POOLS_SQL, decode_pool, |p| p.pool_id.0).await?;
+        snap.bookings = joined(&tx, bookings, BOOKINGS_SQL, decode_booking, |b| {
+            b.booking_id.0
+        })
+        .await?;
+        snap.beneficiaries = joined(
+            &tx,
+            beneficiaries,
+            BENEFICIARIES_SQL,
+            decode_beneficiary,
+            |b| b.beneficiary_id.0,
+        )
+        .await?;
+        snap.accounts = joined(&tx, accounts, ACCOUNTS_SQL, decode_account, |a| {
+            a.account_id.0
+        })
+        .await?;
+        snap.slots = joined(&tx, slots, SLOTS_SQL, decode_slot, |s| s.slot_id.0).await?;
         tx.commit().await.map_err(|e| from_pg(&e))?;
         Ok(snap)
     }

@@ -883,6 +883,43 @@ conformance!(
     writer_queue_full_refuses_at_once,
 );
 
+/// PostgreSQL only: where the large tables cannot get connections of their own (the role's
+/// connection limit is reached), the load reads them on its own connection and loads the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_load_without_spare_connections_reads_on_one() {
+    let db = common::PgDb::create_with_connection_limit(2).await;
+    let limited = common::dyn_store(db.store().await);
+    let epoch = limited.acquire_epoch().await.unwrap();
+    setup(&limited, epoch, 1).await;
+    let bookings: Vec<Event> = (0..20)
+        .map(|i| Event::BookingCreated(booking(7_000 + i, 600 + i, 1000, 3001 + i % 3)))
+        .collect();
+    limited.commit(BatchId(2), epoch, &bookings).await.unwrap();
+    // The pooled connection and the commit connection: the role has no connection to spare.
+    let (admin, conn) = tokio_postgres::connect(common::PG_ADMIN, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let open: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(open, 2);
+    let snap = limited.load().await.unwrap();
+    assert_eq!(snap.bookings.len(), 20);
+    assert_eq!(pool_booked(&snap, 3001), (7, 10));
+    // The same as a load with connections to spare.
+    let spare = format!("postgres://postgres@127.0.0.1:5432/{}", db.name);
+    let unlimited = kataar_store::PgStore::connect(&spare, kataar_store::PgOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(unlimited.load().await.unwrap(), snap);
+}
+
 /// PostgreSQL only: a commit blocked by another transaction's row lock passes its deadline;
 /// the writer terminates its backend, reads back (not committed) and answers Failed; after
 /// the lock is released the next batch commits.
