@@ -401,9 +401,14 @@ impl Inventory {
                 .fetch_max(k.operator_id.0, Ordering::Relaxed);
             inv.operator_keys.insert(k.key_hash.clone(), k);
         }
-        for r in idempotency {
-            inv.idem.load(r);
-        }
+        // Split by account: an account's records are kept in their order.
+        let parts = split_by(idempotency, threads, |r| r.account_id.0);
+        run_parts(parts, |part| {
+            for r in part {
+                inv.idem.load(r);
+            }
+            Ok(Vec::<()>::new())
+        })?;
         inv.ids.audit.store(audit_id_max, Ordering::Relaxed);
         Ok(inv)
     }

@@ -176,20 +176,21 @@ impl PgStore {
 
     /// Starts reading every row of `sql` on a connection of its own, in the transaction
     /// snapshot `exported` (from `pg_export_snapshot()` of a transaction still open), and
-    /// sorting them by `id`. The rows come from a sequential scan, nearly in id order, so the
+    /// putting them in order with `sort`. The rows come from a sequential scan, nearly in id order, so the
     /// sort here costs far less than an index scan in key order in the database (a third as
     /// long for the 10^6 pools).
     async fn load_part<T: Send + 'static>(
         &self,
         exported: &str,
-        sql: &'static str,
+        sql: &str,
         decode: fn(&Row) -> Result<T, StoreError>,
-        id: fn(&T) -> u64,
+        sort: fn(&mut [T]),
     ) -> Result<LoadPart<T>, StoreError> {
         if exported.is_empty() || !exported.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
             return Err(corrupt("snapshot"));
         }
         let set = format!("SET TRANSACTION SNAPSHOT '{exported}'");
+        let sql = sql.to_string();
         let mut client = self.open_client("load").await?;
         Ok(LoadPart(tokio::spawn(async move {
             let tx = client
@@ -200,9 +201,9 @@ impl PgStore {
                 .await
                 .map_err(|e| from_pg(&e))?;
             tx.batch_execute(&set).await.map_err(|e| from_pg(&e))?;
-            let mut rows = stream_rows(&tx, sql, decode).await?;
+            let mut rows = stream_rows(&tx, &sql, decode).await?;
             tx.commit().await.map_err(|e| from_pg(&e))?;
-            rows.sort_by_key(id);
+            sort(&mut rows);
             Ok(rows)
         })))
     }
@@ -871,7 +872,7 @@ async fn joined<T>(
     part: Result<LoadPart<T>, StoreError>,
     sql: &str,
     decode: fn(&Row) -> Result<T, StoreError>,
-    id: fn(&T) -> u64,
+    sort: fn(&mut [T]),
 ) -> Result<Vec<T>, StoreError> {
     match part {
         Ok(mut part) => (&mut part.0)
@@ -880,7 +881,7 @@ async fn joined<T>(
         Err(err) => {
             tracing::warn!(error = %err, "a large table is loaded on the loading connection");
             let mut rows = stream_rows(tx, sql, decode).await?;
-            rows.sort_by_key(id);
+            sort(&mut rows);
             Ok(rows)
         }
     }
@@ -982,6 +983,41 @@ fn decode_booking(r: &Row) -> Result<Booking, StoreError> {
     })
 }
 
+fn sort_pools(rows: &mut [Pool]) {
+    rows.sort_by_key(|p| p.pool_id);
+}
+
+fn sort_bookings(rows: &mut [Booking]) {
+    rows.sort_by_key(|b| b.booking_id);
+}
+
+fn sort_beneficiaries(rows: &mut [Beneficiary]) {
+    rows.sort_by_key(|b| b.beneficiary_id);
+}
+
+fn sort_accounts(rows: &mut [Account]) {
+    rows.sort_by_key(|a| a.account_id);
+}
+
+fn sort_slots(rows: &mut [Slot]) {
+    rows.sort_by_key(|s| s.slot_id);
+}
+
+fn sort_idempotency(rows: &mut [IdempotencyRecord]) {
+    rows.sort_by(|a, b| (a.account_id, &a.key).cmp(&(b.account_id, &b.key)));
+}
+
+fn decode_idempotency(r: &Row) -> Result<IdempotencyRecord, StoreError> {
+    Ok(IdempotencyRecord {
+        account_id: AccountId(get_id(r, 0, "account_id")?),
+        key: get(r, 1, "idem_key")?,
+        request_hash: get(r, 2, "request_hash")?,
+        status: u16::try_from(get::<i32>(r, 3, "status")?).map_err(|_| corrupt("status"))?,
+        response: get(r, 4, "response")?,
+        created_at: get(r, 5, "created_at")?,
+    })
+}
+
 fn decode_operator_key(row: &Row) -> Result<OperatorKey, StoreError> {
     let centres: Vec<i64> = get(row, 3, "centres")?;
     Ok(OperatorKey {
@@ -1021,6 +1057,8 @@ const BOOKINGS_SQL: &str =
     "SELECT booking_id, account_id, beneficiary_id, person_key, state_id, centre_id,
      session_id, slot_id, pool_id, dose, channel, status, token_number, created_at,
      updated_at FROM bookings";
+const IDEMPOTENCY_SQL: &str =
+    "SELECT account_id, idem_key, request_hash, status, response, created_at FROM idempotency";
 const OPERATOR_KEY_COLUMNS: &str = "operator_id, key_hash, role, centres, name, created_at";
 const AUDIT_COLUMNS: &str = "audit_id, at, operator_id, action, request_id, object, before, after";
 
@@ -1094,14 +1132,31 @@ impl Store for PgStore {
             .try_get(0)
             .map_err(|_| corrupt("snapshot"))?;
         let (pools, bookings, beneficiaries, accounts, slots) = tokio::join!(
-            self.load_part(&exported, POOLS_SQL, decode_pool, |p| p.pool_id.0),
-            self.load_part(&exported, BOOKINGS_SQL, decode_booking, |b| b.booking_id.0),
-            self.load_part(&exported, BENEFICIARIES_SQL, decode_beneficiary, |b| b
-                .beneficiary_id
-                .0),
-            self.load_part(&exported, ACCOUNTS_SQL, decode_account, |a| a.account_id.0),
-            self.load_part(&exported, SLOTS_SQL, decode_slot, |s| s.slot_id.0),
+            self.load_part(&exported, POOLS_SQL, decode_pool, sort_pools),
+            self.load_part(&exported, BOOKINGS_SQL, decode_booking, sort_bookings),
+            self.load_part(
+                &exported,
+                BENEFICIARIES_SQL,
+                decode_beneficiary,
+                sort_beneficiaries
+            ),
+            self.load_part(&exported, ACCOUNTS_SQL, decode_account, sort_accounts),
+            self.load_part(&exported, SLOTS_SQL, decode_slot, sort_slots),
         );
+        // Records younger than their retention. The cutoff is a timestamp this process
+        // formats, not input.
+        let idempotency_sql = format!(
+            "{IDEMPOTENCY_SQL} WHERE created_at >= '{}'::timestamptz",
+            idempotency_cutoff(Utc::now()).to_rfc3339()
+        );
+        let idempotency = self
+            .load_part(
+                &exported,
+                &idempotency_sql,
+                decode_idempotency,
+                sort_idempotency,
+            )
+            .await;
         let mut snap = Snapshot {
             states: stream_rows(
                 &tx,
@@ -1193,29 +1248,6 @@ impl Store for PgStore {
             },
         )
         .await?;
-        let cutoff = idempotency_cutoff(Utc::now());
-        let rows = tx
-            .query(
-                "SELECT account_id, idem_key, request_hash, status, response, created_at
-                 FROM idempotency WHERE created_at >= $1 ORDER BY account_id, idem_key",
-                &[&cutoff],
-            )
-            .await
-            .map_err(|e| from_pg(&e))?;
-        snap.idempotency = rows
-            .iter()
-            .map(|r| {
-                Ok(IdempotencyRecord {
-                    account_id: AccountId(get_id(r, 0, "account_id")?),
-                    key: get(r, 1, "idem_key")?,
-                    request_hash: get(r, 2, "request_hash")?,
-                    status: u16::try_from(get::<i32>(r, 3, "status")?)
-                        .map_err(|_| corrupt("status"))?,
-                    response: get(r, 4, "response")?,
-                    created_at: get(r, 5, "created_at")?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
         snap.operator_keys = stream_rows(
             &tx,
             &format!(
@@ -1294,24 +1326,26 @@ impl Store for PgStore {
         snap.audit_id_max = get_id(&maxima, 0, "audit_id")?;
         snap.batch_id_max = get_id(&maxima, 1, "batch_id")?;
         snap.beneficiary_id_max = get_id(&maxima, 2, "beneficiary_id")?;
-        snap.pools = joined(&tx, pools, POOLS_SQL, decode_pool, |p| p.pool_id.0).await?;
-        snap.bookings = joined(&tx, bookings, BOOKINGS_SQL, decode_booking, |b| {
-            b.booking_id.0
-        })
-        .await?;
+        snap.pools = joined(&tx, pools, POOLS_SQL, decode_pool, sort_pools).await?;
+        snap.bookings = joined(&tx, bookings, BOOKINGS_SQL, decode_booking, sort_bookings).await?;
         snap.beneficiaries = joined(
             &tx,
             beneficiaries,
             BENEFICIARIES_SQL,
             decode_beneficiary,
-            |b| b.beneficiary_id.0,
+            sort_beneficiaries,
         )
         .await?;
-        snap.accounts = joined(&tx, accounts, ACCOUNTS_SQL, decode_account, |a| {
-            a.account_id.0
-        })
+        snap.accounts = joined(&tx, accounts, ACCOUNTS_SQL, decode_account, sort_accounts).await?;
+        snap.slots = joined(&tx, slots, SLOTS_SQL, decode_slot, sort_slots).await?;
+        snap.idempotency = joined(
+            &tx,
+            idempotency,
+            &idempotency_sql,
+            decode_idempotency,
+            sort_idempotency,
+        )
         .await?;
-        snap.slots = joined(&tx, slots, SLOTS_SQL, decode_slot, |s| s.slot_id.0).await?;
         tx.commit().await.map_err(|e| from_pg(&e))?;
         Ok(snap)
     }
