@@ -176,9 +176,9 @@ impl PgStore {
 
     /// Starts reading every row of `sql` on a connection of its own, in the transaction
     /// snapshot `exported` (from `pg_export_snapshot()` of a transaction still open), and
-    /// putting them in order with `sort`. The rows come from a sequential scan, nearly in id order, so the
-    /// sort here costs far less than an index scan in key order in the database (a third as
-    /// long for the 10^6 pools).
+    /// putting them in order with `sort`. The rows come from a sequential scan, nearly in id
+    /// order, so the sort here costs far less than an index scan in key order in the database
+    /// (a third as long for the 10^6 pools).
     async fn load_part<T: Send + 'static>(
         &self,
         exported: &str,
