@@ -42,8 +42,9 @@ impl RefusalKind {
         }
     }
 
+    /// The kind's place in [`RefusalKind::ALL`].
     #[inline]
-    pub(crate) const fn index(self) -> usize {
+    pub const fn index(self) -> usize {
         match self {
             RefusalKind::TooManyRequests => 0,
             RefusalKind::Overloaded => 1,

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::messages::Language;
+use kataar_admission::RefusalKind;
 
 tokio::task_local! {
     /// The id of the request being served by the current task (set by the request-id
@@ -384,51 +385,23 @@ fn json_error_response(
     response
 }
 
-/// A load refusal (`429 too_many_requests`, `503 overloaded`, `503 store_unavailable`) with
-/// the catalogue's sentence: the one answer a server under load gives most, so it is written
+/// The answer to a load refusal (`429 too_many_requests`, `503 overloaded`, `503
+/// store_unavailable`, as admission decides them) with the catalogue's sentence: the one answer a server under load gives most, so it is written
 /// from bytes rendered once per code and language, with only the request id and
 /// `retry_after_s` put in. The same bytes and headers as the [`ApiError`] of that code with
 /// [`ApiError::with_retry_after`] (a test holds them equal).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LoadRefusal {
-    /// `429 too_many_requests`.
-    TooManyRequests,
-    /// `503 overloaded`.
-    Overloaded,
-    /// `503 store_unavailable`.
-    StoreUnavailable,
-}
+pub struct LoadRefusal(pub RefusalKind);
 
 impl LoadRefusal {
-    /// Every refusal.
-    pub const ALL: [LoadRefusal; 3] = [
-        LoadRefusal::TooManyRequests,
-        LoadRefusal::Overloaded,
-        LoadRefusal::StoreUnavailable,
-    ];
-
-    /// The catalogue code.
-    pub fn code(self) -> &'static str {
-        match self {
-            LoadRefusal::TooManyRequests => "too_many_requests",
-            LoadRefusal::Overloaded => "overloaded",
-            LoadRefusal::StoreUnavailable => "store_unavailable",
-        }
-    }
-
     /// The HTTP status.
     pub fn status(self) -> StatusCode {
-        match self {
-            LoadRefusal::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            LoadRefusal::Overloaded | LoadRefusal::StoreUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        }
+        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
     }
 
     /// The same answer as an [`ApiError`].
     pub fn error(self, retry_after_s: u32) -> ApiError {
-        ApiError::of(self.status(), self.code()).with_retry_after(retry_after_s)
+        ApiError::of(self.status(), self.0.code()).with_retry_after(retry_after_s)
     }
 
     /// The body up to the request id's opening quote, for one language.
@@ -436,9 +409,9 @@ impl LoadRefusal {
         static HEADS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
         let heads = HEADS.get_or_init(|| {
             let mut heads = Vec::new();
-            for kind in LoadRefusal::ALL {
+            for kind in RefusalKind::ALL {
                 for language in [Language::En, Language::Hi] {
-                    let error = kind.error(RETRY_AFTER_DEFAULT_S);
+                    let error = LoadRefusal(kind).error(RETRY_AFTER_DEFAULT_S);
                     let mut head = br#"{"error":{"code":"#.to_vec();
                     push_json_str(&mut head, kind.code());
                     head.extend_from_slice(br#","message":"#);
@@ -449,7 +422,7 @@ impl LoadRefusal {
             }
             heads
         });
-        let index = self as usize * 2 + usize::from(language == Language::Hi);
+        let index = self.0.index() * 2 + usize::from(language == Language::Hi);
         heads.get(index).map_or(&[][..], Vec::as_slice)
     }
 
@@ -530,7 +503,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        for kind in LoadRefusal::ALL {
+        for kind in RefusalKind::ALL.map(LoadRefusal) {
             for language in [Language::En, Language::Hi] {
                 for retry in [1, 7, 3600, u32::MAX] {
                     for id in ["0123abcd", "client \"id\" \\ ü", ""] {

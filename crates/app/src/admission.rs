@@ -70,7 +70,7 @@ pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) 
             if crate::compat::is_v2(req.uri().path()) {
                 crate::compat::refusal(refusal.retry_after_s)
             } else {
-                load_refusal(refusal.kind).to_response(refusal.retry_after_s.max(1))
+                LoadRefusal(refusal.kind).to_response(refusal.retry_after_s.max(1))
             }
         }
     }
@@ -95,16 +95,6 @@ fn is_held_poll(req: &Request) -> bool {
         && req.uri().query().is_some_and(|q| q.contains("wait_s"))
 }
 
-/// The contract-shaped answer to a refusal (answered from preformatted bytes, always with
-/// `Retry-After`).
-pub fn load_refusal(kind: RefusalKind) -> LoadRefusal {
-    match kind {
-        RefusalKind::TooManyRequests => LoadRefusal::TooManyRequests,
-        RefusalKind::Overloaded => LoadRefusal::Overloaded,
-        RefusalKind::StoreUnavailable => LoadRefusal::StoreUnavailable,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,7 +102,7 @@ mod tests {
     #[test]
     fn refusals_map_onto_the_catalogue_with_retry_after() {
         for kind in RefusalKind::ALL {
-            let e = load_refusal(kind).error(3);
+            let e = LoadRefusal(kind).error(3);
             assert_eq!(e.status.as_u16(), kind.status());
             assert_eq!(e.code, kind.code());
             assert_eq!(e.retry_after_s, Some(3));
