@@ -174,25 +174,24 @@ impl PgStore {
         })
     }
 
-    /// Starts reading every row of `sql` on a connection of its own, in the transaction
-    /// snapshot `exported` (from `pg_export_snapshot()` of a transaction still open), and
-    /// putting them in order with `sort`. The rows come from a sequential scan, nearly in id
-    /// order, so the sort here costs far less than an index scan in key order in the database
-    /// (a third as long for the 10^6 pools).
+    /// Starts reading `table` on a connection of its own, in the transaction snapshot that
+    /// `set_snapshot` (`SET TRANSACTION SNAPSHOT …` of a transaction still open) imports; where
+    /// no connection is to be had (the database's connection limit reached), the table is left
+    /// for the loading connection.
     async fn load_part<T: Send + 'static>(
         &self,
-        exported: &str,
-        sql: &str,
-        decode: fn(&Row) -> Result<T, StoreError>,
-        sort: fn(&mut [T]),
-    ) -> Result<LoadPart<T>, StoreError> {
-        if exported.is_empty() || !exported.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-            return Err(corrupt("snapshot"));
-        }
-        let set = format!("SET TRANSACTION SNAPSHOT '{exported}'");
-        let sql = sql.to_string();
-        let mut client = self.open_client("load").await?;
-        Ok(LoadPart(tokio::spawn(async move {
+        set_snapshot: &str,
+        table: Table<T>,
+    ) -> LoadPart<T> {
+        let mut client = match self.open_client("load").await {
+            Ok(client) => client,
+            Err(err) => {
+                tracing::warn!(error = %err, "a large table is loaded on the loading connection");
+                return LoadPart::Later(table);
+            }
+        };
+        let set = set_snapshot.to_string();
+        LoadPart::Reading(Reading(tokio::spawn(async move {
             let tx = client
                 .build_transaction()
                 .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -201,9 +200,8 @@ impl PgStore {
                 .await
                 .map_err(|e| from_pg(&e))?;
             tx.batch_execute(&set).await.map_err(|e| from_pg(&e))?;
-            let mut rows = stream_rows(&tx, &sql, decode).await?;
+            let rows = table.read(&tx).await?;
             tx.commit().await.map_err(|e| from_pg(&e))?;
-            sort(&mut rows);
             Ok(rows)
         })))
     }
@@ -855,34 +853,59 @@ async fn write_batch(
     }
 }
 
-/// A table being read by [`PgStore::load_part`]; dropped unread (the load failed elsewhere),
-/// its task is stopped.
-struct LoadPart<T>(tokio::task::JoinHandle<Result<Vec<T>, StoreError>>);
+/// A large table the load reads: its query, how a row decodes, and how the rows are put in
+/// order. The rows come from a sequential scan, nearly in id order, so sorting them here costs
+/// far less than an index scan in key order in the database (a third as long for 10^6 pools).
+struct Table<T> {
+    sql: String,
+    decode: fn(&Row) -> Result<T, StoreError>,
+    sort: fn(&mut [T]),
+}
 
-impl<T> Drop for LoadPart<T> {
+impl<T> Table<T> {
+    fn new(
+        sql: impl Into<String>,
+        decode: fn(&Row) -> Result<T, StoreError>,
+        sort: fn(&mut [T]),
+    ) -> Table<T> {
+        Table {
+            sql: sql.into(),
+            decode,
+            sort,
+        }
+    }
+
+    async fn read(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<Vec<T>, StoreError> {
+        let mut rows = stream_rows(tx, &self.sql, self.decode).await?;
+        (self.sort)(&mut rows);
+        Ok(rows)
+    }
+}
+
+/// A task reading a table; dropped unread (the load failed elsewhere), it is stopped.
+struct Reading<T>(tokio::task::JoinHandle<Result<Vec<T>, StoreError>>);
+
+impl<T> Drop for Reading<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
 }
 
-/// What a [`PgStore::load_part`] task read; or, where it could not start (no connection of its
-/// own to be had, e.g. at the database's connection limit), the same rows read here in `tx`.
-async fn joined<T>(
-    tx: &tokio_postgres::Transaction<'_>,
-    part: Result<LoadPart<T>, StoreError>,
-    sql: &str,
-    decode: fn(&Row) -> Result<T, StoreError>,
-    sort: fn(&mut [T]),
-) -> Result<Vec<T>, StoreError> {
-    match part {
-        Ok(mut part) => (&mut part.0)
-            .await
-            .map_err(|_| StoreError::Unavailable("load task failed".into()))?,
-        Err(err) => {
-            tracing::warn!(error = %err, "a large table is loaded on the loading connection");
-            let mut rows = stream_rows(tx, sql, decode).await?;
-            sort(&mut rows);
-            Ok(rows)
+/// A large table of a load ([`PgStore::load_part`]): being read on a connection of its own, or
+/// left for the loading connection.
+enum LoadPart<T> {
+    Reading(Reading<T>),
+    Later(Table<T>),
+}
+
+impl<T> LoadPart<T> {
+    /// The table's rows: what its task read, or read now in the loading transaction `tx`.
+    async fn rows(self, tx: &tokio_postgres::Transaction<'_>) -> Result<Vec<T>, StoreError> {
+        match self {
+            LoadPart::Reading(mut task) => (&mut task.0)
+                .await
+                .map_err(|_| StoreError::Unavailable("load task failed".into()))?,
+            LoadPart::Later(table) => table.read(tx).await,
         }
     }
 }
@@ -1131,32 +1154,36 @@ impl Store for PgStore {
             .map_err(|e| from_pg(&e))?
             .try_get(0)
             .map_err(|_| corrupt("snapshot"))?;
-        let (pools, bookings, beneficiaries, accounts, slots) = tokio::join!(
-            self.load_part(&exported, POOLS_SQL, decode_pool, sort_pools),
-            self.load_part(&exported, BOOKINGS_SQL, decode_booking, sort_bookings),
-            self.load_part(
-                &exported,
-                BENEFICIARIES_SQL,
-                decode_beneficiary,
-                sort_beneficiaries
-            ),
-            self.load_part(&exported, ACCOUNTS_SQL, decode_account, sort_accounts),
-            self.load_part(&exported, SLOTS_SQL, decode_slot, sort_slots),
-        );
+        if exported.is_empty() || !exported.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Err(corrupt("snapshot"));
+        }
+        let set = format!("SET TRANSACTION SNAPSHOT '{exported}'");
         // Records younger than their retention. The cutoff is a timestamp this process
         // formats, not input.
         let idempotency_sql = format!(
             "{IDEMPOTENCY_SQL} WHERE created_at >= '{}'::timestamptz",
             idempotency_cutoff(Utc::now()).to_rfc3339()
         );
-        let idempotency = self
-            .load_part(
-                &exported,
-                &idempotency_sql,
-                decode_idempotency,
-                sort_idempotency,
-            )
-            .await;
+        let (pools, bookings, beneficiaries, accounts, slots, idempotency) = tokio::join!(
+            self.load_part(&set, Table::new(POOLS_SQL, decode_pool, sort_pools)),
+            self.load_part(
+                &set,
+                Table::new(BOOKINGS_SQL, decode_booking, sort_bookings)
+            ),
+            self.load_part(
+                &set,
+                Table::new(BENEFICIARIES_SQL, decode_beneficiary, sort_beneficiaries)
+            ),
+            self.load_part(
+                &set,
+                Table::new(ACCOUNTS_SQL, decode_account, sort_accounts)
+            ),
+            self.load_part(&set, Table::new(SLOTS_SQL, decode_slot, sort_slots)),
+            self.load_part(
+                &set,
+                Table::new(idempotency_sql, decode_idempotency, sort_idempotency)
+            ),
+        );
         let mut snap = Snapshot {
             states: stream_rows(
                 &tx,
@@ -1326,26 +1353,12 @@ impl Store for PgStore {
         snap.audit_id_max = get_id(&maxima, 0, "audit_id")?;
         snap.batch_id_max = get_id(&maxima, 1, "batch_id")?;
         snap.beneficiary_id_max = get_id(&maxima, 2, "beneficiary_id")?;
-        snap.pools = joined(&tx, pools, POOLS_SQL, decode_pool, sort_pools).await?;
-        snap.bookings = joined(&tx, bookings, BOOKINGS_SQL, decode_booking, sort_bookings).await?;
-        snap.beneficiaries = joined(
-            &tx,
-            beneficiaries,
-            BENEFICIARIES_SQL,
-            decode_beneficiary,
-            sort_beneficiaries,
-        )
-        .await?;
-        snap.accounts = joined(&tx, accounts, ACCOUNTS_SQL, decode_account, sort_accounts).await?;
-        snap.slots = joined(&tx, slots, SLOTS_SQL, decode_slot, sort_slots).await?;
-        snap.idempotency = joined(
-            &tx,
-            idempotency,
-            &idempotency_sql,
-            decode_idempotency,
-            sort_idempotency,
-        )
-        .await?;
+        snap.pools = pools.rows(&tx).await?;
+        snap.bookings = bookings.rows(&tx).await?;
+        snap.beneficiaries = beneficiaries.rows(&tx).await?;
+        snap.accounts = accounts.rows(&tx).await?;
+        snap.slots = slots.rows(&tx).await?;
+        snap.idempotency = idempotency.rows(&tx).await?;
         tx.commit().await.map_err(|e| from_pg(&e))?;
         Ok(snap)
     }
