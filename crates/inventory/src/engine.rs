@@ -360,30 +360,39 @@ impl Inventory {
             inv.load_accounts(accounts, &beneficiaries);
             places.join().map_err(|_| "session load failed".to_string())
         })?;
-        let parts = split_by(beneficiaries, threads, |b| b.account_id.0);
-        run_parts(parts, |part| {
-            for b in part {
-                inv.ids
-                    .beneficiary
-                    .fetch_max(b.beneficiary_id.0, Ordering::Relaxed);
-                inv.load_beneficiary(b)?;
-            }
-            Ok(Vec::<()>::new())
-        })?;
+        in_parts(
+            beneficiaries,
+            threads,
+            |b| b.account_id.0,
+            |part| {
+                for b in part {
+                    inv.ids
+                        .beneficiary
+                        .fetch_max(b.beneficiary_id.0, Ordering::Relaxed);
+                    inv.load_beneficiary(b)?;
+                }
+                Ok(())
+            },
+        )?;
         let mut bookings = bookings;
         bookings.sort_by_key(|b| b.booking_id);
-        let parts = split_by(bookings, threads, |b| b.account_id.0);
-        let mut holding = run_parts(parts, |part| {
-            let mut holding = Vec::new();
-            for b in part {
-                inv.ids.booking.fetch_max(b.booking_id.0, Ordering::Relaxed);
-                if b.status.holds_place() {
-                    holding.push(b.pool_id);
+        let mut holding = in_parts(
+            bookings,
+            threads,
+            |b| b.account_id.0,
+            |part| {
+                let mut holding = Vec::new();
+                for b in part {
+                    inv.ids.booking.fetch_max(b.booking_id.0, Ordering::Relaxed);
+                    if b.status.holds_place() {
+                        holding.push(b.pool_id);
+                    }
+                    inv.load_booking(b)?;
                 }
-                inv.load_booking(b)?;
-            }
-            Ok(holding)
-        })?;
+                Ok(holding)
+            },
+        )?
+        .concat();
         // A session's bookings were pushed by several threads: back into id order.
         for session in inv.sessions.iter() {
             let mut list = session.bookings.lock();
@@ -402,20 +411,24 @@ impl Inventory {
             inv.operator_keys.insert(k.key_hash.clone(), k);
         }
         // Split by account: an account's records are kept in their order.
-        let parts = split_by(idempotency, threads, |r| r.account_id.0);
-        run_parts(parts, |part| {
-            for r in part {
-                inv.idem.load(r);
-            }
-            Ok(Vec::<()>::new())
-        })?;
+        in_parts(
+            idempotency,
+            threads,
+            |r| r.account_id.0,
+            |part| {
+                for r in part {
+                    inv.idem.load(r);
+                }
+                Ok(())
+            },
+        )?;
         inv.ids.audit.store(audit_id_max, Ordering::Relaxed);
         Ok(inv)
     }
 
     /// Sessions with their slots and pools, split by centre over `threads` threads (a
     /// centre's session list is built by one thread). Returns the sum of the stored `booked`
-    /// counts of the pools it placed (a pool of no loaded session is left out, as before).
+    /// counts of the pools it placed (a pool of no loaded session is left out).
     fn load_sessions(
         &self,
         sessions: Vec<Session>,
@@ -441,32 +454,33 @@ impl Inventory {
                 .or_default()
                 .push(pool);
         }
-        let parts = split_by(
-            sessions
-                .into_iter()
-                .map(|session| {
-                    let id = session.session_id;
-                    let mut slots = slots_by_session.remove(&id).unwrap_or_default();
-                    slots.sort_by(|a, b| (&a.start, a.slot_id).cmp(&(&b.start, b.slot_id)));
-                    let pools = pools_by_session.remove(&id).unwrap_or_default();
-                    (session, slots, pools)
-                })
-                .collect(),
-            threads,
-            |(session, _, _)| session.centre_id.0,
-        );
+        let sessions = sessions
+            .into_iter()
+            .map(|session| {
+                let id = session.session_id;
+                let mut slots = slots_by_session.remove(&id).unwrap_or_default();
+                slots.sort_by(|a, b| (&a.start, a.slot_id).cmp(&(&b.start, b.slot_id)));
+                let pools = pools_by_session.remove(&id).unwrap_or_default();
+                (session, slots, pools)
+            })
+            .collect();
         // Nothing here can fail; the parts only share the maps.
-        let booked = run_parts(parts, |part| {
-            let mut booked = 0u64;
-            for (session, slots, pools) in part {
-                self.ids
-                    .session
-                    .fetch_max(session.session_id.0, Ordering::Relaxed);
-                booked += pools.iter().map(|p| u64::from(p.booked)).sum::<u64>();
-                self.put_session(session, slots, pools);
-            }
-            Ok(vec![booked])
-        });
+        let booked = in_parts(
+            sessions,
+            threads,
+            |(s, _, _)| s.centre_id.0,
+            |part| {
+                let mut booked = 0u64;
+                for (session, slots, pools) in part {
+                    self.ids
+                        .session
+                        .fetch_max(session.session_id.0, Ordering::Relaxed);
+                    booked += pools.iter().map(|p| u64::from(p.booked)).sum::<u64>();
+                    self.put_session(session, slots, pools);
+                }
+                Ok(booked)
+            },
+        );
         booked.map_or(0, |parts| parts.into_iter().sum())
     }
 
@@ -805,39 +819,38 @@ impl Inventory {
     }
 }
 
-/// Splits `items` into `parts` lists by `key` modulo `parts`, keeping their order within each.
-fn split_by<T>(items: Vec<T>, parts: usize, key: impl Fn(&T) -> u64) -> Vec<Vec<T>> {
+/// Splits `items` into `parts` lists by `key` modulo `parts` (keeping their order within each)
+/// and runs `work` on each list, on a thread of its own (the first on this thread); returns
+/// what each part returned, in part order, or the first error.
+fn in_parts<T: Send, R: Send>(
+    items: Vec<T>,
+    parts: usize,
+    key: impl Fn(&T) -> u64,
+    work: impl Fn(Vec<T>) -> Result<R, String> + Sync,
+) -> Result<Vec<R>, String> {
     let parts = parts.max(1);
-    let mut out: Vec<Vec<T>> = (0..parts)
+    let mut lists: Vec<Vec<T>> = (0..parts)
         .map(|_| Vec::with_capacity(items.len() / parts + 1))
         .collect();
     for item in items {
         let at = usize::try_from(key(&item) % parts as u64).unwrap_or(0);
-        out[at].push(item);
+        lists[at].push(item);
     }
-    out
-}
-
-/// Runs `work` on each part, on a thread of its own (the first on this thread), and joins
-/// what they return in part order; the first error wins.
-fn run_parts<T: Send, R: Send>(
-    parts: Vec<Vec<T>>,
-    work: impl Fn(Vec<T>) -> Result<Vec<R>, String> + Sync,
-) -> Result<Vec<R>, String> {
     let work = &work;
     std::thread::scope(|scope| {
-        let mut parts = parts.into_iter();
-        let first = parts.next();
-        let others: Vec<_> = parts.map(|part| scope.spawn(move || work(part))).collect();
-        let mut out = match first {
-            Some(part) => work(part)?,
-            None => Vec::new(),
-        };
+        let mut lists = lists.into_iter();
+        let first = lists.next();
+        let others: Vec<_> = lists.map(|list| scope.spawn(move || work(list))).collect();
+        let mut out = Vec::with_capacity(parts);
+        if let Some(list) = first {
+            out.push(work(list)?);
+        }
         for handle in others {
-            let more = handle
-                .join()
-                .map_err(|_| "rebuild thread failed".to_string())??;
-            out.extend(more);
+            out.push(
+                handle
+                    .join()
+                    .map_err(|_| "rebuild thread failed".to_string())??,
+            );
         }
         Ok(out)
     })
