@@ -415,6 +415,12 @@ impl Config {
         if self.queue_poll_max_s < self.queue_poll_min_s {
             return invalid("queue_poll_max_s", "must be at least queue_poll_min_s");
         }
+        if self.batch_bookings_max > self.batch_events_max {
+            return invalid(
+                "batch_bookings_max",
+                "must not exceed batch_events_max (every write is at least one event)",
+            );
+        }
         if self.batch_events_max > self.writer_queue_events_max {
             return invalid(
                 "batch_events_max",
@@ -741,6 +747,11 @@ mod tests {
         assert!(err.contains("batch_bookings_max"), "{err}");
         c.batch_bookings_max = 1;
         c.validate().unwrap();
+        c.batch_bookings_max = c.batch_events_max;
+        c.validate().unwrap();
+        c.batch_bookings_max += 1;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("batch_bookings_max"), "{err}");
         let mut c = Config::defaults();
         c.batch_events_max = c.writer_queue_events_max;
         c.validate().unwrap();
